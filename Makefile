@@ -1,0 +1,34 @@
+# Two commands for a new user: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test lint pytest e2e clean
+
+$(BIN)/activate: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+$(VENV)/.dev: $(BIN)/activate requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.dev
+
+.venv: $(BIN)/activate
+
+run: $(BIN)/activate
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+pytest: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) runs test-artifacts

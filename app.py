@@ -1,0 +1,33 @@
+"""Torch Classroom: the st.navigation router and the frame every page shares."""
+
+import streamlit as st
+
+from ui import access, frame
+
+LESSONS = [
+    ("pages/lesson_1_why.py", "Why PyTorch", ":material/lightbulb:"),
+    ("pages/lesson_2_tensors.py", "Tensors", ":material/grid_on:"),
+    ("pages/lesson_3_autograd.py", "Autograd", ":material/functions:"),
+    ("pages/lesson_4_dynamic.py", "Dynamic graphs", ":material/account_tree:"),
+    ("pages/lesson_5_cnn.py", "Anatomy of the CNN", ":material/layers:"),
+    ("pages/lesson_6_devices.py", "CPU and GPU", ":material/memory:"),
+    ("pages/lesson_7_classifier.py", "Training a classifier", ":material/school:"),
+]
+
+
+def run() -> None:
+    st.set_page_config(page_title="Torch Classroom", page_icon=":material/local_fire_department:", layout="wide")
+    if not access.signed_in():
+        st.stop()
+    pages = {
+        "Lessons": [st.Page(path, title=title, icon=icon) for path, title, icon in LESSONS],
+        "Lab": [st.Page("pages/lab.py", title="Train the CNN", icon=":material/science:", default=True)],
+        "Runs": [st.Page("pages/runs.py", title="All runs", icon=":material/monitoring:")],
+    }
+    page = st.navigation(pages)
+    frame.sidebar()
+    page.run()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Torch Classroom's engine: data, models, training, evaluation, checkpoints and runs. Never imports streamlit."""

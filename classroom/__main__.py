@@ -1,0 +1,161 @@
+"""The command line: python -m classroom train | evaluate | download."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from classroom import checkpoints, data
+from classroom.config import PRESETS, ConfigError, preset
+from classroom.evaluation import accuracy_lines, evaluate
+from classroom.training import BatchEnd, Control, EpochEnd, train
+
+# (flag, TrainConfig field, type, help) for the knobs the command line exposes.
+KNOBS = [
+    ("--model", "model", str, "net | wide-net | fast-cnn"),
+    ("--epochs", "epochs", int, "passes over the training set"),
+    ("--batch-size", "batch_size", int, "images per step"),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--optimizer", "optimizer", str, "sgd | nesterov | adam | adamw"),
+    ("--weight-decay", "weight_decay", float, "L2 penalty"),
+    ("--device", "device", str, "auto | cpu | cuda | mps"),
+    ("--precision", "precision", str, "fp32 | bf16 | auto"),
+    ("--threads", "threads", int, "CPU threads (0: torch's default)"),
+    ("--data", "data", str, "cifar10 | folder:PATH | shapes"),
+    ("--data-dir", "data_dir", str, "where CIFAR-10 and decoded caches live"),
+    ("--seed", "seed", int, "random seed"),
+    ("--log-interval", "log_interval", int, "steps between loss lines"),
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line and exits 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m classroom", description="Train and evaluate the CIFAR-10 tutorial CNN and faster ones.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = commands.add_parser("train", help="train a model and save its checkpoint")
+    t.add_argument("--preset", default="tutorial", help=f"starting point: {', '.join(PRESETS)}")
+    for flag, _, kind, text in KNOBS:
+        t.add_argument(flag, type=kind, help=text)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop + flip")
+    t.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
+    t.add_argument("--dry-run", action="store_true", help="a few batches of each phase, to check the set-up")
+    t.add_argument("--json", action="store_true", help="end with one JSON line of results")
+
+    e = commands.add_parser("evaluate", help="print the tutorial's accuracy lines for a saved checkpoint")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", default=None, help="data source (default: the one it was trained on)")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--device", default="cpu")
+
+    d = commands.add_parser("download", help="fetch CIFAR-10 ahead of time")
+    d.add_argument("--data-dir", default="data")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "download": cmd_download}[args.command](args)
+    except ConfigError as err:
+        print(f"python -m classroom: error: {err}", file=sys.stderr)
+        return 2
+    except (data.DataError, checkpoints.CheckpointError, OSError) as err:
+        print(f"python -m classroom: {err}", file=sys.stderr)
+        return 1
+
+
+def cmd_train(args) -> int:
+    changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _, _ in KNOBS}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.augment is not None:
+        changes["augment"] = args.augment
+    if args.dry_run:
+        changes |= {"epochs": 1, "max_steps": 5, "log_interval": 1}
+    config = preset(args.preset, **changes)
+    dataset = data.load(config.data, config.data_dir, progress=_progress("decoding images"))
+
+    def report(event):
+        if isinstance(event, BatchEnd) and event.step % config.log_interval == 0:
+            print(f"[{event.epoch}, {event.step:5d}] loss: {event.loss:.3f}", flush=True)
+        elif isinstance(event, EpochEnd):
+            print(
+                f"epoch {event.epoch}/{event.epochs}: train loss {event.train_loss:.3f}, "
+                f"test accuracy {100 * event.test_accuracy:.1f} % ({event.seconds:.1f} s)",
+                flush=True,
+            )
+
+    control = Control()
+    try:
+        result = train(config, dataset, on_event=report, control=control)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if result.status == "failed":
+        print(f"python -m classroom: training failed: {result.message}", file=sys.stderr)
+        return 1
+    print("Finished Training")
+    ev = result.evaluation
+    for line in accuracy_lines(ev):
+        print(line)
+    metrics = ev.summary() | {"train_seconds": result.train_seconds}
+    path = checkpoints.save(Path(args.out) / f"{config.model}.pt", result.model, config, dataset.classes, metrics)
+    print(f"Saved the model to {path}")
+    if args.json:
+        summary = {
+            "test_accuracy": ev.accuracy,
+            "test_loss": ev.loss,
+            "train_seconds": round(result.train_seconds, 3),
+            "epochs": len(result.history),
+            "device": result.device,
+            "model": config.model,
+            "preset": args.preset,
+            "data": dataset.label,
+            "per_class_accuracy": ev.per_class_accuracy,
+            "checkpoint": str(path),
+        }
+        print(json.dumps(summary))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model, info = checkpoints.load(args.checkpoint, device=args.device)
+    config = info["config"]
+    dataset = data.load(args.data or config.data, args.data_dir or config.data_dir, progress=_progress("decoding images"))
+    if len(dataset.classes) != len(info["classes"]):
+        raise checkpoints.CheckpointError(
+            f"{args.checkpoint} knows {len(info['classes'])} classes but {dataset.label} has {len(dataset.classes)}"
+        )
+    ev = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, config.mean, config.std, tta=config.tta)
+    for line in accuracy_lines(ev):
+        print(line)
+    return 0
+
+
+def cmd_download(args) -> int:
+    path = data.download_cifar10(args.data_dir, progress=_progress("downloading CIFAR-10", unit=2**20, unit_name="MB"))
+    print(f"\nCIFAR-10 is ready in {path}", file=sys.stderr)
+    return 0
+
+
+def _progress(what: str, unit: int = 1, unit_name: str = ""):
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 0.5 and sys.stderr.isatty():
+            last[0] = time.monotonic()
+            of = f" of {total // unit}" if total else ""
+            print(f"\r{what}: {done // unit}{of} {unit_name}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

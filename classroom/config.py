@@ -1,0 +1,169 @@
+"""Training configuration: one frozen dataclass, every field with its unit, and named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+MODELS = ("net", "wide-net", "fast-cnn")
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+MAX_EPOCHS = 200
+MAX_BATCH_SIZE = 4096
+MAX_LR = 10.0
+
+# The tutorial's transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)): pixels land in [-1, 1].
+TUTORIAL_MEAN = (0.5, 0.5, 0.5)
+TUTORIAL_STD = (0.5, 0.5, 0.5)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; the defaults are the PyTorch CIFAR-10 tutorial."""
+
+    model: str = "net"  # registry name in classroom.models
+    epochs: int = 2  # full passes over the training set
+    batch_size: int = 4  # images per optimizer step
+    lr: float = 0.001  # peak learning rate
+    momentum: float = 0.9  # SGD momentum (beta1 for Adam)
+    optimizer: str = "sgd"  # sgd | nesterov | adam | adamw
+    weight_decay: float = 0.0  # L2 penalty per step
+    schedule: str = "constant"  # constant | onecycle (linear warm-up, then linear decay to 0)
+    warmup: float = 0.0  # fraction of all steps spent warming up (onecycle only)
+    label_smoothing: float = 0.0  # probability mass spread over the other classes
+    augment: bool = False  # random crop (pad 4) + horizontal flip, on the device
+    mean: tuple[float, float, float] = TUTORIAL_MEAN  # per-channel normalisation
+    std: tuple[float, float, float] = TUTORIAL_STD
+    seed: int | None = 0  # None: a fresh random seed (the tutorial sets none)
+    device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the device does it fast)
+    channels_last: bool = False  # NHWC memory layout, faster convolutions on many CPUs and GPUs
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    tta: bool = False  # test-time augmentation: average the prediction with its mirror image
+    data: str = "shapes"  # cifar10 | folder:PATH | shapes
+    data_dir: str = "data"  # where downloads and decoded caches live
+    log_interval: int = 2000  # steps between loss reports (the tutorial prints every 2000)
+    max_steps: int = 0  # stop each epoch after this many steps and evaluate on as many batches; 0 = all (--dry-run)
+    name: str = ""  # free label shown in the run list
+
+    def validate(self) -> "TrainConfig":
+        """Return self, or raise ConfigError naming the first impossible field."""
+        if self.model not in MODELS:
+            raise ConfigError(f"model: unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_float("lr", self.lr, 0.0, MAX_LR, open_low=True)
+        _check_float("momentum", self.momentum, 0.0, 0.9999)
+        _check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_float("warmup", self.warmup, 0.0, 1.0)
+        _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        base = self.device.split(":")[0]
+        if base not in DEVICES or (":" in self.device and not self.device.split(":", 1)[1].isdigit()):
+            raise ConfigError(f"device: unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if not (self.data in ("cifar10", "shapes") or (self.data.startswith("folder:") and len(self.data) > 7)):
+            raise ConfigError(f"data: unknown data source {self.data!r}; use cifar10, shapes or folder:PATH")
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("log_interval", self.log_interval, 1, 10**7)
+        _check_int("max_steps", self.max_steps, 0, 10**7)
+        _check_int("threads", self.threads, 0, 1024)
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise ConfigError(f"{name}: needs three finite numbers, got {values!r}")
+        if min(self.std) <= 0:
+            raise ConfigError(f"std: every entry must be above 0, got {self.std!r}")
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed, validated."""
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict (config.json); unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: not a TrainConfig field")
+        values = dict(values)
+        for key in ("mean", "std"):
+            if key in values and isinstance(values[key], list):
+                values[key] = tuple(values[key])
+        return cls(**values).validate()
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}: must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+
+
+def _check_float(name: str, value, low: float, high: float, open_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    if value < low or (open_low and value == low) or value > high:
+        bound = f"above {low}" if open_low else f"at least {low}"
+        raise ConfigError(f"{name}: must be {bound} and at most {high}, got {value}")
+
+
+# Presets. `tutorial` is the tutorial exactly; the others are the fastest settings measured
+# (see BENCHMARKS.md for the runs behind them).
+PRESETS: dict[str, TrainConfig] = {
+    "tutorial": TrainConfig(),
+    "tutorial-fast": TrainConfig(
+        batch_size=64,
+        lr=0.05,
+        epochs=6,
+        optimizer="nesterov",
+        schedule="onecycle",
+        warmup=0.15,
+        log_interval=50,
+        precision="fp32",
+        channels_last=False,
+    ),
+    "fast-cnn": TrainConfig(
+        model="fast-cnn",
+        epochs=10,
+        batch_size=512,
+        lr=0.2,
+        momentum=0.9,
+        optimizer="nesterov",
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.2,
+        label_smoothing=0.2,
+        augment=True,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        precision="auto",
+        channels_last=True,
+        tta=True,
+        log_interval=10,
+    ),
+}
+
+
+def preset(name: str, **changes) -> TrainConfig:
+    """A named preset, optionally with some fields changed, validated."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**changes)

@@ -1,0 +1,292 @@
+"""The training loop as a stream of events: batch end, epoch end, run end. No printing, no plotting."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from classroom.config import TrainConfig
+from classroom.data import Dataset, normalize, random_crop_flip
+from classroom.evaluation import Evaluation, autocast, evaluate
+from classroom.models import build
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """Every log_interval steps: the mean loss since the last report and the speed."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based step within the epoch
+    steps_per_epoch: int
+    global_step: int
+    total_steps: int
+    loss: float  # mean training loss over the interval
+    lr: float
+    images_per_sec: float
+    train_seconds: float  # training time so far, pauses excluded
+    eta_seconds: float  # training time left at the current pace (evaluation passes not counted)
+    kind: str = "batch"
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """After each epoch: training and test metrics."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float  # on the (augmented) training batches as they were seen
+    test_loss: float
+    test_accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion: list[list[int]]
+    seconds: float  # training time of this epoch
+    train_seconds: float  # training time so far
+    kind: str = "epoch"
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """The last event: finished, stopped or failed, and why."""
+
+    status: str  # finished | stopped | failed
+    message: str
+    train_seconds: float
+    kind: str = "end"
+
+
+Event = BatchEnd | EpochEnd | RunEnd
+
+
+def event_dict(event: Event) -> dict:
+    """JSON-ready form of an event."""
+    return dataclasses.asdict(event)
+
+
+class Control:
+    """Stop and pause, set from any thread and checked by the loop every batch."""
+
+    def __init__(self):
+        self.stopped = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.running.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        if not self.stopped.is_set():
+            self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self.running.is_set()
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves: the model, its final evaluation and the per-epoch history."""
+
+    status: str
+    message: str
+    model: nn.Module
+    device: str
+    train_seconds: float
+    evaluation: Evaluation | None = None
+    history: list[EpochEnd] = field(default_factory=list)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config name; `auto` picks cuda, then mps, then cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for but this machine has no CUDA GPU; use cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device: {name} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device: mps was asked for but this machine has no Apple GPU; use cpu or auto")
+    return device
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bf16: asked for, or `auto` on a device that computes it fast."""
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The schedule: constant, or onecycle (linear warm-up over `warmup` of the steps, then linear decay to 0)."""
+    if config.schedule == "constant":
+        return config.lr
+    warm = max(1, round(config.warmup * total))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    return config.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer the config names; weight decay skips biases and norm parameters."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if config.optimizer in ("sgd", "nesterov"):
+        nesterov = config.optimizer == "nesterov" and config.momentum > 0
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
+    opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return opt(groups, lr=config.lr, betas=(config.momentum, 0.999))
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset,
+    on_event: Callable[[Event], None] | None = None,
+    control: Control | None = None,
+) -> TrainResult:
+    """Train config.model on dataset, reporting through on_event; returns when finished, stopped or failed."""
+    config.validate()
+    emit = on_event or (lambda event: None)
+    control = control or Control()
+    device = resolve_device(config.device)
+    bf16 = use_bf16(config.precision, device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed = config.seed if config.seed is not None else int(torch.seed() % 2**32)
+    torch.manual_seed(seed)  # the model's initial weights
+    g = torch.Generator().manual_seed(seed)  # shuffling and augmentation, independent of other threads
+    model = build(config.model, num_classes=len(dataset.classes)).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = make_optimizer(config, model)
+
+    train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)  # resident: no loader, no copies
+    n = len(train_x)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    if n % config.batch_size == 1:
+        steps_per_epoch -= 1  # a last batch of one image breaks BatchNorm; drop it
+    if config.max_steps:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
+    total_steps = steps_per_epoch * config.epochs
+    eval_limit = config.max_steps * 1000 if config.max_steps else 0
+
+    def run_eval() -> Evaluation:
+        return evaluate(
+            model, dataset.test_x, dataset.test_y, dataset.classes, config.mean, config.std,
+            bf16=bf16, channels_last=config.channels_last, tta=config.tta, limit=eval_limit,
+        )  # fmt: skip
+
+    result = TrainResult("finished", "", model, str(device), 0.0)
+    global_step = 0
+    model.train()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            order = torch.randperm(n, generator=g).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen, interval_loss, interval_steps = 0, torch.zeros((), device=device), 0
+            epoch_start = interval_start = time.perf_counter()
+            paused_seconds = interval_paused = 0.0
+            for step in range(1, steps_per_epoch + 1):
+                if control.paused:
+                    t = time.perf_counter()
+                    control.running.wait()
+                    interval_paused += time.perf_counter() - t
+                if control.stopped.is_set():
+                    raise _Stop
+                idx = order[(step - 1) * config.batch_size : step * config.batch_size]
+                xb, yb = train_x[idx], train_y[idx]
+                if config.augment:
+                    xb = random_crop_flip(xb, generator=g)
+                xb = normalize(xb, config.mean, config.std).contiguous(memory_format=memory_format)
+                if config.schedule != "constant":
+                    lr = learning_rate(config, global_step, total_steps)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                with autocast(device, bf16):
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                global_step += 1
+                seen += len(yb)
+                loss_d = loss.detach()
+                loss_sum += loss_d * len(yb)
+                interval_loss += loss_d
+                interval_steps += 1
+                correct += (logits.argmax(1) == yb).sum()
+                if step % config.log_interval == 0 or step == steps_per_epoch:
+                    mean_loss = (interval_loss / interval_steps).item()  # the one sync per interval
+                    if not math.isfinite(mean_loss):
+                        raise Diverged(f"epoch {epoch}, step {step}")
+                    now = time.perf_counter()
+                    paused_seconds += interval_paused
+                    elapsed = result.train_seconds + now - epoch_start - paused_seconds
+                    interval = max(now - interval_start - interval_paused, 1e-9)
+                    emit(BatchEnd(
+                        epoch, step, steps_per_epoch, global_step, total_steps, mean_loss,
+                        optimizer.param_groups[0]["lr"], interval_steps * config.batch_size / interval,
+                        elapsed, elapsed / global_step * (total_steps - global_step),
+                    ))  # fmt: skip
+                    interval_loss, interval_steps, interval_start, interval_paused = torch.zeros((), device=device), 0, now, 0.0
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - epoch_start - paused_seconds
+            result.train_seconds += seconds
+            ev = run_eval()
+            result.evaluation = ev
+            end = EpochEnd(
+                epoch, config.epochs, loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1),
+                ev.loss, ev.accuracy, ev.per_class_accuracy, ev.confusion.tolist(), seconds, result.train_seconds,
+            )  # fmt: skip
+            result.history.append(end)
+            emit(end)
+    except _Stop:
+        result.status = "stopped"
+        result.message = f"stopped by request after {global_step} of {total_steps} steps"
+        result.evaluation = run_eval() if global_step else result.evaluation
+    except Diverged as e:
+        result.status = "failed"
+        result.message = (
+            f"the loss became NaN or infinite at {e}: the learning rate ({config.lr:g}) is too high "
+            f"for this model and batch size; try {config.lr / 10:g}"
+        )
+    except torch.OutOfMemoryError:
+        result.status = "failed"
+        result.message = f"out of memory on {device}: lower the batch size ({config.batch_size}) or use a smaller model"
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    emit(RunEnd(result.status, result.message or "finished", result.train_seconds))
+    return result
+
+
+class _Stop(Exception):
+    """Raised inside the loop when Control.stop was called."""

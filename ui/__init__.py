@@ -1,0 +1,1 @@
+"""Streamlit glue: shared state, widgets, chart builders, the lesson renderer."""
