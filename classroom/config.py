@@ -53,7 +53,7 @@ class TrainConfig:
     max_steps: int = 0  # stop each epoch after this many steps and evaluate on as many batches; 0 = all (--dry-run)
     name: str = ""  # free label shown in the run list
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Return self, or raise ConfigError naming the first impossible field."""
         if self.model not in MODELS:
             raise ConfigError(f"model: unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -88,7 +88,7 @@ class TrainConfig:
             raise ConfigError(f"std: every entry must be above 0, got {self.std!r}")
         return self
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed, validated."""
         return dataclasses.replace(self, **changes).validate()
 
@@ -97,7 +97,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         """Build from a dict (config.json); unknown keys are an error naming them."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)

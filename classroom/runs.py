@@ -240,7 +240,12 @@ class RunManager:
             run.evaluation = result.evaluation
             if result.evaluation is not None:
                 metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds}
-                self._persist(run, lambda: checkpoints.save(self.runs_dir / run.id / "checkpoint.pt", result.model, run.config, dataset.classes, metrics))
+                self._persist(
+                    run,
+                    lambda: checkpoints.save(
+                        self.runs_dir / run.id / "checkpoint.pt", result.model, run.config, dataset.classes, metrics
+                    ),
+                )
             status, message = result.status, result.message
         except (data.DataError, ConfigError, ValueError) as e:
             status, message = "failed", str(e)
@@ -264,7 +269,14 @@ class RunManager:
 
     def _finish(self, run: _Run, status: str, message: str) -> None:
         run.status, run.message, run.ended = status, message, time.time()
-        results = {"status": status, "message": message, "ended": run.ended, "started": run.started, "classes": list(run.classes), "data_label": run.data_label}
+        results = {
+            "status": status,
+            "message": message,
+            "ended": run.ended,
+            "started": run.started,
+            "classes": list(run.classes),
+            "data_label": run.data_label,
+        }
         if run.evaluation is not None:
             results |= run.evaluation.summary()
         if run.epochs:
@@ -366,6 +378,3 @@ def _try(fn):
         return fn()
     except (data.DataError, checkpoints.CheckpointError, OSError):
         return None
-
-
-
