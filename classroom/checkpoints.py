@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
     try:
         payload = torch.load(stream, map_location="cpu", weights_only=True)  # the unpickler admits tensors and plain data only
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{name} was refused: it holds more than weights and plain data ({_first_line(e)})") from None
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if wanted:  # the file asks to import a function or class: refused, never run
+            raise CheckpointError(f"{name} was refused: it asks to load code ({wanted.group(1)}), not just weights") from None
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (not weights and plain data)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (truncated or not one): {_first_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -9,6 +9,7 @@ import os
 import tarfile
 import threading
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,15 +268,19 @@ def decode_image(data: bytes, name: str = "image") -> torch.Tensor:
     if not data:
         raise DataError(f"{name} is empty")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise DataError(f"{name} is {img.width}x{img.height} pixels, too large to decode safely")
-            img.draft("RGB", (IMAGE_SIZE * 2, IMAGE_SIZE * 2))  # JPEG: decode at a reduced scale, much faster
-            rgb = img.convert("RGB")
-            if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
-                rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not decoded
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+                img.draft("RGB", (IMAGE_SIZE * 2, IMAGE_SIZE * 2))  # JPEG: decode at a reduced scale, much faster
+                rgb = img.convert("RGB")
+                if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
+                    rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+                return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{name} is too large to decode safely ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{name} is not a readable image ({e})") from None
 
 
