@@ -1,4 +1,6 @@
-import streamlit as st
+"""Lesson 1: why PyTorch: a Python-first API, the NumPy bridge, dynamic graphs (content: lessons/01_why.md)."""
 
-st.title("lesson_1_why")
-st.info("This page is being written.")
+from ui import lessons, playgrounds
+
+lessons.render("01_why", {"ragged_batch": playgrounds.ragged_batch})
+lessons.next_lesson("pages/lesson_2_tensors.py", "Tensors")

@@ -1,4 +1,13 @@
-import streamlit as st
+"""Lesson 3: autograd: gradients of a chosen function, a finite-difference check, the graph, gradient descent."""
 
-st.title("lesson_3_autograd")
-st.info("This page is being written.")
+from ui import lessons, playgrounds
+
+lessons.render(
+    "03_autograd",
+    {
+        "derivative_explorer": playgrounds.derivative_explorer,
+        "graph": playgrounds.graph,
+        "gradient_descent": playgrounds.gradient_descent,
+    },
+)
+lessons.next_lesson("pages/lesson_4_dynamic.py", "Dynamic graphs")

@@ -1,4 +1,6 @@
-import streamlit as st
+"""Lesson 4: dynamic graphs: Python control flow in a forward pass, two inputs' graphs side by side."""
 
-st.title("lesson_4_dynamic")
-st.info("This page is being written.")
+from ui import lessons, playgrounds
+
+lessons.render("04_dynamic", {"two_graphs": playgrounds.two_graphs})
+lessons.next_lesson("pages/lesson_5_cnn.py", "Anatomy of the CNN")

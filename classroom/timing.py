@@ -1,0 +1,97 @@
+"""Live timing of one training step (forward + backward) of a model, per batch size, on each device this machine has."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from classroom.models import Net, WideNet, parameter_count
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measurement: seconds per forward + backward of a batch, the median of a few repeats."""
+
+    model: str
+    device: str
+    batch_size: int
+    seconds: float
+    parameters: int
+
+    @property
+    def images_per_second(self) -> float:
+        return self.batch_size / self.seconds
+
+
+def devices() -> list[str]:
+    """Every device kind this machine can run on: cpu, and cuda / mps when present."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+def time_step(model: nn.Module, batch_size: int, device: str = "cpu", repeats: int = 5, budget: float = 0.5) -> float:
+    """Median seconds of forward + loss + backward on a random batch; stops repeating once budget seconds are spent."""
+    model = model.to(device).train()
+    x = torch.randn(batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    step()  # warm-up: the first call pays for allocation and kernel selection
+    _sync(device)
+    times, spent = [], 0.0
+    while len(times) < repeats and (spent < budget or len(times) < 2):
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return statistics.median(times)
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {"Net": Net, "WideNet": WideNet}
+
+
+def measure(
+    models: dict[str, Callable[[], nn.Module]] | None = None,
+    batch_sizes: tuple[int, ...] = (1, 16, 128),
+    on: list[str] | None = None,
+    budget: float = 0.3,
+) -> list[Timing]:
+    """Time every model at every batch size on every device (all this machine has, by default)."""
+    rows = []
+    for name, factory in (models or MODELS).items():
+        torch.manual_seed(0)
+        model = factory()
+        count = parameter_count(model)
+        for device in on or devices():
+            for batch_size in batch_sizes:
+                rows.append(Timing(name, device, batch_size, time_step(model, batch_size, device, budget=budget), count))
+        model.to("cpu")
+    return rows
+
+
+def speedup(rows: list[Timing], model: str, batch_size: int, device: str, baseline: str = "cpu") -> float | None:
+    """How many times faster device is than baseline for one model and batch size, or None if either is missing."""
+    pick = {(r.model, r.device, r.batch_size): r.seconds for r in rows}
+    fast, slow = pick.get((model, device, batch_size)), pick.get((model, baseline, batch_size))
+    return slow / fast if fast and slow else None

@@ -1,0 +1,81 @@
+"""The lesson renderer: prose as markdown, each python block with what it printed, widgets in place, check questions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import plotly.io as pio
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from classroom import lessons
+from classroom.lessons import Code, Prose, Question, Widget
+
+
+@st.cache_data(show_spinner="Running the lesson's code…")
+def _outputs(slug: str, text: str) -> list[lessons.Output]:
+    """The blocks' outputs, computed once per lesson text (the text is the cache key, so an edit reruns them)."""
+    return lessons.run(lessons.parse(text, slug))
+
+
+def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None) -> lessons.Lesson:
+    """Draw lessons/<slug>.md top to bottom; `::: widget name` lines call widgets[name]()."""
+    text = (lessons.LESSONS_DIR / f"{slug}.md").read_text(encoding="utf-8")
+    lesson = lessons.parse(text, slug)
+    number = int(slug[:2])
+    st.title(lesson.title)
+    st.caption(f"Lesson {number} of {len(lessons.lesson_files())} · every code block on this page ran when the page was opened")
+    outputs = iter(_outputs(slug, text))
+    widgets = widgets or {}
+    questions = 0
+    for segment in lesson.segments:
+        if isinstance(segment, Prose):
+            st.markdown(segment.text)
+        elif isinstance(segment, Code):
+            st.code(segment.source, language=segment.language if segment.language != "text" else None)
+            if segment.runs:
+                _show_output(next(outputs))
+            elif segment.note:
+                st.caption(segment.note)
+        elif isinstance(segment, Widget):
+            if segment.name not in widgets:
+                st.warning(f"This lesson asks for a widget named {segment.name!r} that the page does not provide.")
+            else:
+                with st.container(border=True):
+                    widgets[segment.name]()
+        elif isinstance(segment, Question):
+            questions += 1
+            question(segment, key=f"{slug}-q{questions}", number=questions)
+    return lesson
+
+
+def next_lesson(page: str, title: str) -> None:
+    """A link to the next page at the bottom of a lesson."""
+    st.divider()
+    try:
+        st.page_link(page, label=f"Next: {title}", icon=":material/arrow_forward:")
+    except StreamlitAPIException:  # the page was run on its own (AppTest, `streamlit run pages/...`): no router to link through
+        st.caption(f"Next: {title}")
+
+
+def _show_output(output: lessons.Output) -> None:
+    if output.stdout:
+        st.code(output.stdout.rstrip("\n"), language=None)
+    for figure in output.figures:
+        st.plotly_chart(pio.from_json(figure))
+    if output.error:
+        st.error("This block raised an error:\n\n" + output.error)
+
+
+def question(q: Question, key: str, number: int) -> None:
+    """A check-yourself question: pick an option, read why it is right or wrong."""
+    with st.container(border=True):
+        st.markdown(f"**Check yourself {number}.** {q.prompt}")
+        labels = [o.text for o in q.options]
+        choice = st.radio("Your answer", labels, index=None, key=key, label_visibility="collapsed")
+        if choice is not None:
+            option = q.options[labels.index(choice)]
+            (st.success if option.correct else st.error)(("Right. " if option.correct else "Not quite. ") + option.why)
+            with st.expander("Why each answer is right or wrong"):
+                for o in q.options:
+                    st.markdown(f"{'✅' if o.correct else '❌'} **{o.text}** — {o.why}")
