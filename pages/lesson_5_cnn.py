@@ -1,4 +1,15 @@
-import streamlit as st
+"""Lesson 5: the tutorial Net layer by layer on a real image; filters, feature maps, your own image's top-3."""
 
-st.title("lesson_5_cnn")
-st.info("This page is being written.")
+from ui import cnn, lessons
+
+lessons.render(
+    "05_cnn",
+    {
+        "setup": cnn.setup,
+        "layers": cnn.layers,
+        "filters": cnn.filters,
+        "feature_maps": cnn.feature_maps,
+        "upload": cnn.upload,
+    },
+)
+lessons.next_lesson("pages/lesson_6_devices.py", "CPU and GPU")

@@ -1,4 +1,6 @@
-import streamlit as st
+"""Lesson 6: CPU and GPU: moving models and tensors, live timing per device, widening the net."""
 
-st.title("lesson_6_devices")
-st.info("This page is being written.")
+from ui import devices, lessons
+
+lessons.render("06_devices", {"timing": devices.timing_chart, "widen": devices.widen})
+lessons.next_lesson("pages/lesson_7_classifier.py", "Training a classifier")

@@ -1,4 +1,5 @@
-import streamlit as st
+"""Lesson 7: the tutorial's five steps, run small here; a button into the lab with the tutorial preset."""
 
-st.title("lesson_7_classifier")
-st.info("This page is being written.")
+from ui import devices, lessons
+
+lessons.render("07_classifier", {"to_the_lab": devices.to_the_lab})

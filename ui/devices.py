@@ -1,0 +1,134 @@
+"""Widgets of the CPU/GPU lesson (live timing, the widening exercise) and the classifier lesson (into the lab)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from classroom import timing
+from classroom.config import PRESETS
+from classroom.models import WideNet, parameter_count
+
+BATCH_SIZES = (1, 4, 32, 128)  # from the tutorial's 4 up to a GPU-friendly batch, small enough for 2 busy cores
+
+
+def _measure() -> list[timing.Timing]:
+    with st.spinner(f"Timing forward + backward on {', '.join(timing.devices())}…"):
+        return timing.measure(batch_sizes=BATCH_SIZES)
+
+
+def timing_chart() -> None:
+    """Images per second of Net and WideNet per batch size and device, measured live and kept for the session."""
+    again = st.button("Measure again", key="timing_again", help="the numbers vary with what else this machine is doing")
+    if again or "timings" not in st.session_state:
+        st.session_state.timings = _measure()
+    rows: list[timing.Timing] = st.session_state.timings
+    fig = go.Figure()
+    for model in dict.fromkeys(r.model for r in rows):
+        for device in dict.fromkeys(r.device for r in rows):
+            pick = [r for r in rows if r.model == model and r.device == device]
+            fig.add_scatter(
+                x=[r.batch_size for r in pick],
+                y=[r.images_per_second for r in pick],
+                name=f"{model} on {device}",
+                mode="lines+markers",
+                line=dict(dash="solid" if device == "cpu" else "dash"),
+            )
+    fig.update_xaxes(type="log", title="batch size", tickvals=list(BATCH_SIZES))
+    fig.update_yaxes(type="log", title="images per second (forward + backward)")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2))
+    st.plotly_chart(fig, key="timing_chart")
+    st.dataframe(
+        [
+            {
+                "model": r.model,
+                "parameters": r.parameters,
+                "device": r.device,
+                "batch size": r.batch_size,
+                "ms per step": round(1000 * r.seconds, 2),
+                "images / s": round(r.images_per_second),
+            }
+            for r in rows
+        ],
+        hide_index=True,
+    )
+    for line in findings(rows):
+        st.markdown(f"- {line}")
+
+
+def findings(rows: list[timing.Timing]) -> list[str]:
+    """What the measurement says, in sentences built from its numbers."""
+    by = {(r.model, r.device, r.batch_size): r for r in rows}
+    small, large = min(BATCH_SIZES), max(BATCH_SIZES)
+    lines = []
+    for device in dict.fromkeys(r.device for r in rows):
+        net_s, net_l = by.get(("Net", device, small)), by.get(("Net", device, large))
+        if net_s and net_l:
+            lines.append(
+                f"On **{device}**, Net handles {net_l.images_per_second / net_s.images_per_second:.1f}× more images per second "
+                f"at batch size {large} than at {small}: a bigger batch spreads the fixed cost of each step over more images."
+            )
+        wide_l = by.get(("WideNet", device, large))
+        if net_l and wide_l:
+            lines.append(
+                f"On **{device}** at batch size {large}, WideNet ({wide_l.parameters:,} parameters) takes "
+                f"{wide_l.seconds / net_l.seconds:.1f}× as long per step as Net ({net_l.parameters:,})."
+            )
+    for device in (d for d in dict.fromkeys(r.device for r in rows) if d != "cpu"):
+        for model, batch in (("Net", small), ("Net", large), ("WideNet", large)):
+            gain = timing.speedup(rows, model, batch, device)
+            if gain is not None:
+                lines.append(f"{model} at batch size {batch}: **{device}** is {gain:.1f}× as fast as the CPU.")
+    if all(r.device == "cpu" for r in rows):
+        lines.append(
+            "This machine has no GPU, so only the CPU is timed. Served from a machine with a CUDA or Apple GPU, "
+            "the chart gains a dashed line per GPU, and these notes compare each GPU with the CPU."
+        )
+    return lines
+
+
+def widen() -> None:
+    """The tutorial's exercise: choose conv1/conv2 widths, see the parameters and time one step."""
+    c1, c2, c3, c4 = st.columns(4)
+    width1 = c1.select_slider("conv1 channels", [6, 16, 32, 64], 32, key="widen_c1")
+    width2 = c2.select_slider("conv2 channels", [16, 32, 64, 128], 64, key="widen_c2")
+    batch = c3.select_slider("batch size", [4, 32, 128], 32, key="widen_batch")
+    device = c4.selectbox("device", timing.devices(), key="widen_device")
+    model = WideNet(width1, width2)
+    st.caption(
+        f"WideNet({width1}, {width2}) has {parameter_count(model):,} parameters (Net has {parameter_count(WideNet(6, 16)):,})."
+    )
+    history = st.session_state.setdefault("widen_history", [])
+    if st.button("Time one step", type="primary", key="widen_time"):
+        seconds = timing.time_step(model, batch, device, budget=0.3)
+        history.insert(
+            0,
+            {
+                "conv1": width1,
+                "conv2": width2,
+                "parameters": parameter_count(model),
+                "device": device,
+                "batch size": batch,
+                "ms per step": round(1000 * seconds, 2),
+                "images / s": round(batch / seconds),
+            },
+        )
+    if history:
+        st.dataframe(history, hide_index=True)
+    else:
+        st.caption("Press the button to time it; each measurement is added to a table here so you can compare widths.")
+
+
+def to_the_lab() -> None:
+    """The tutorial preset, and a button that opens the lab with it filled in."""
+    preset = PRESETS["tutorial"].to_dict()
+    shown = ("model", "epochs", "batch_size", "lr", "momentum", "optimizer", "mean", "std", "log_interval")
+    st.markdown("**The tutorial preset**, as the lab will fill it in:")
+    st.dataframe([{"setting": k, "value": str(preset[k])} for k in shown], hide_index=True)
+    if st.button("Train it in the lab", type="primary", icon=":material/science:", key="to_lab"):
+        st.session_state["lab_preset"] = "tutorial"  # the lab page reads this key and fills in the preset
+        try:
+            st.switch_page("pages/lab.py")
+        except StreamlitAPIException:  # the page was run on its own, outside app.py's router
+            st.info("The tutorial preset is set: open **Train the CNN** in the Lab section of the sidebar.")
