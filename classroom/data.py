@@ -206,8 +206,8 @@ def load_cifar10(data_dir: Path) -> Dataset:
 # --- folder:PATH: an ImageFolder tree with train/ and test/ ------------------------------------
 
 
-def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) -> Dataset:
-    """Decode train/ and test/ of an ImageFolder tree to 32x32 uint8, cached decoded under data_dir."""
+def folder_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """{split: {class: image paths}} of an ImageFolder tree with train/ and test/; DataError naming what is wrong."""
     splits = {}
     for split in ("train", "test"):
         base = root / split
@@ -224,6 +224,17 @@ def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) ->
     if list(splits["train"]) != list(splits["test"]):
         only = sorted(set(splits["train"]) ^ set(splits["test"]))
         raise DataError(f"train/ and test/ in {root} have different classes ({', '.join(only)}); they must match")
+    return splits
+
+
+def check_folder(source: str) -> None:
+    """DataError when a folder:PATH source lacks the ImageFolder layout; decodes nothing (a quick check for forms)."""
+    folder_splits(Path(source.removeprefix("folder:")).expanduser())
+
+
+def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) -> Dataset:
+    """Decode train/ and test/ of an ImageFolder tree to 32x32 uint8, cached decoded under data_dir."""
+    splits = folder_splits(root)
     listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for s in splits.values() for fs in s.values() for p in fs]
     key = hashlib.sha1(repr((str(root.resolve()), listing)).encode()).hexdigest()[:16]
     cache = data_dir / "cache" / f"folder-{key}.npz"

@@ -115,9 +115,14 @@ def evaluate(
 
 def accuracy_lines(evaluation: Evaluation) -> list[str]:
     """The tutorial's printed result: the overall line, then one line per class."""
-    total = len(evaluation.labels)
-    correct = int((evaluation.predictions == evaluation.labels).sum())
+    return confusion_lines(evaluation.confusion.tolist(), evaluation.classes)
+
+
+def confusion_lines(confusion: list[list[int]], classes) -> list[str]:
+    """The tutorial's printed result from a [true, predicted] count matrix (as an epoch event carries it)."""
+    total = sum(map(sum, confusion))
+    correct = sum(confusion[i][i] for i in range(len(confusion)))
     lines = [f"Accuracy of the network on the {total} test images: {100 * correct // max(total, 1)} %"]
-    for name, acc in evaluation.per_class_accuracy.items():
-        lines.append(f"Accuracy for class: {name:5s} is {100 * acc:.1f} %")
+    for i, name in enumerate(classes):
+        lines.append(f"Accuracy for class: {name:5s} is {100 * confusion[i][i] / max(sum(confusion[i]), 1):.1f} %")
     return lines
