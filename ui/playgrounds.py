@@ -136,7 +136,7 @@ def derivative_explorer() -> None:
     if not f.low <= st.session_state.get("grad_x0", 1.0) <= f.high:
         st.session_state.grad_x0 = 1.0
     x0 = c2.slider("the point x₀", f.low, f.high, 1.0, 0.05, key="grad_x0")
-    xs, ys, dys = calculus.curve(f.fn, f.low, f.high)
+    xs, ys, dys = (t.numpy() for t in calculus.curve(f.fn, f.low, f.high))
     y0, grad, _ = calculus.gradient_at(f.fn, x0)
     numeric = calculus.finite_difference(f.fn, x0)
     fig = go.Figure()
@@ -176,7 +176,7 @@ def gradient_descent() -> None:
     start = c2.slider("Start at x", f.low, f.high, float(x0), 0.05, key="gd_start")
     path = calculus.gradient_descent(f.fn, start, lr, steps=30)
     step = st.slider("Step", 0, len(path) - 1, 0, key="gd_step", help="move it to walk through the steps")
-    xs, ys, _ = calculus.curve(f.fn, f.low, f.high)
+    xs, ys, _ = (t.numpy() for t in calculus.curve(f.fn, f.low, f.high))
     px_, py_ = [p[0] for p in path[: step + 1]], [p[1] for p in path[: step + 1]]
     fig = go.Figure()
     fig.add_scatter(x=xs, y=ys, name="f(x)", line=dict(width=3, color="#4c6ef5"))

@@ -1,0 +1,163 @@
+"""AppTest: every lesson page renders without an exception, and its main widget does what it says."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from classroom import checkpoints
+from classroom.config import TrainConfig
+from classroom.models import Net
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("lesson_*.py"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_runs(monkeypatch, tmp_path):
+    """An empty runs list and no CIFAR-10: lessons must work on a fresh, offline server."""
+    from ui import state
+
+    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [], checkpoint_path=lambda _: None))
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]  # a lesson block that raised shows st.error
+    return at
+
+
+def test_there_are_seven_lesson_pages():
+    assert len(PAGES) == 7
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_title_code_and_questions(path):
+    at = page(path)
+    assert len(at.title) == 1 and len(at.code) >= 4
+    quiz = at.radio(key=next(r.key for r in at.radio if r.key and "-q1" in r.key))
+    wrong = next(o for o in quiz.options if o)  # pick an answer and read its explanation
+    quiz.set_value(wrong).run()
+    assert at.success or at.error[-1].value.startswith("Not quite.")
+    assert "This lesson asks for a widget" not in " ".join(w.value for w in at.warning)
+
+
+def test_lesson_1_batch_slider_changes_the_graphs():
+    at = page("pages/lesson_1_why.py")
+    assert len(at.dataframe[0].value) == 5
+    at.slider(key="ragged_count").set_value(8).run()
+    table = at.dataframe[0].value
+    assert len(table) == 8 and (table["operations recorded"] > 0).all()
+    assert table["operations recorded"].nunique() > 1  # different lengths, different graphs
+
+
+def test_lesson_2_playground_explains_a_shape_error_and_the_bridge_shares_memory():
+    at = page("pages/lesson_2_tensors.py")
+    assert "(2, 3)" in at.success[0].value
+    at.selectbox(key="play_op").set_value("a @ b").run()
+    at.text_input(key="play_b").input("2, 4").run()
+    assert "ends in 3" in at.warning[0].value and at.error[0].value.startswith("RuntimeError")
+    at.text_input(key="play_b").input("seven").run()
+    assert "not a whole number" in at.warning[0].value
+    at.number_input(key="bridge_value").set_value(9.0).run()
+    at.button(key="bridge_apply").click().run()
+    rows = at.dataframe[-1].value
+    assert list(rows["0"]) == [9.0, 9.0, 0.0]  # numpy and shared changed, the copy did not
+    at.radio(key="bridge_via").set_value("the copied tensor").run()
+    at.selectbox(key="bridge_index").set_value(1).run()
+    at.button(key="bridge_apply").click().run()
+    assert list(at.dataframe[-1].value["1"]) == [1.0, 1.0, 9.0]
+
+
+def test_lesson_3_function_choice_drives_metrics_graph_and_descent():
+    at = page("pages/lesson_3_autograd.py")
+    at.selectbox(key="grad_fn_choice").set_value("sin(x)").run()
+    at.slider(key="grad_x0").set_value(0.5).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["autograd f′(x₀)"]) == pytest.approx(np.cos(0.5), abs=1e-7)
+    assert float(metrics["finite difference"]) == pytest.approx(np.cos(0.5), abs=1e-7)
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "SinBackward0" in dot and "AccumulateGrad" in dot
+    at.slider(key="gd_step").set_value(5).run()
+    assert any(m.value.startswith("Step **5**") for m in at.markdown)
+
+
+def test_lesson_4_two_inputs_give_two_graphs():
+    at = page("pages/lesson_4_dynamic.py")
+    charts = at.get("graphviz_chart")
+    assert len(charts) == 2 and charts[0].proto.spec != charts[1].proto.spec
+    at.slider(key="dyn_B").set_value(2.0).run()  # the same input on both sides: the same graph
+    charts = at.get("graphviz_chart")
+    assert charts[0].proto.spec.replace("(B)", "(A)") == charts[1].proto.spec.replace("(B)", "(A)")
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 80, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_lesson_5_untrained_by_default_upload_and_refusals():
+    at = page("pages/lesson_5_cnn.py")
+    assert any("shapes" in c.value for c in at.caption)  # no CIFAR-10 here: it says which images it uses
+    at.radio(key="cnn_weights").set_value("latest trained checkpoint").run()
+    assert "No trained Net checkpoint" in at.warning[0].value
+    at.radio(key="cnn_layer").set_value("conv2").run()
+    assert any("16 maps of 10×10" in c.value for c in at.caption)
+    at.file_uploader(key="cnn_upload").set_value(("photo.png", _png(), "image/png")).run()
+    assert not at.error and "cnn_upload_top3" in [c.key for c in at.get("plotly_chart")]
+    at.file_uploader(key="cnn_upload").set_value(("notes.txt", b"not an image", "text/plain")).run()
+    assert "cannot be used" in at.error[0].value
+    at.file_uploader(key="cnn_upload").set_value(("empty.png", b"", "image/png")).run()
+    assert "empty" in at.error[0].value
+
+
+def test_lesson_5_uses_the_latest_trained_checkpoint(monkeypatch, tmp_path):
+    from ui import state
+
+    torch.manual_seed(1)
+    path = checkpoints.save(tmp_path / "checkpoint.pt", Net(), TrainConfig(), [f"k{i}" for i in range(10)], {})
+    run = SimpleNamespace(
+        id="20260101-000000-abcdef", status="finished", config=TrainConfig(), epochs=({}, {}), data_label="shapes (synthetic)"
+    )
+    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [run], checkpoint_path=lambda _: path))
+    at = page("pages/lesson_5_cnn.py")
+    at.radio(key="cnn_weights").set_value("latest trained checkpoint").run()
+    assert any("20260101-000000-abcdef" in c.value for c in at.caption) and not at.warning
+
+
+def test_lesson_6_times_once_per_session_and_remeasures_on_request():
+    at = page("pages/lesson_6_devices.py")
+    first = at.session_state["timings"]
+    assert {r.model for r in first} == {"Net", "WideNet"} and any("Net handles" in m.value for m in at.markdown)
+    at.run()
+    assert at.session_state["timings"] is first  # cached for the session: no re-measuring on every rerun
+    at.button(key="timing_again").click().run()
+    assert at.session_state["timings"] is not first
+    at.button(key="widen_time").click().run()
+    assert at.session_state["widen_history"][0]["ms per step"] > 0
+
+
+def test_lesson_7_button_sets_the_tutorial_preset_for_the_lab():
+    at = page("pages/lesson_7_classifier.py")
+    assert "lab_preset" not in at.session_state
+    at.button(key="to_lab").click().run()
+    assert at.session_state["lab_preset"] == "tutorial"
