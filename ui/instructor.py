@@ -1,0 +1,29 @@
+"""The instructor's controls: feature a run so every session sees it on the lab page."""
+
+import streamlit as st
+
+from classroom.runs import Snapshot
+from ui import access, state
+
+
+def feature_control(run_id: str) -> None:
+    """A button that features this run for the whole class (or stops featuring it); nothing for students."""
+    if not access.is_instructor():
+        return
+    manager = state.manager()
+    if manager.featured == run_id:
+        st.button(
+            "Stop featuring", key=f"unfeature-{run_id}", icon=":material/cancel_presentation:",
+            on_click=manager.feature, args=(None,), help="Take this run off every student's lab page.",
+        )  # fmt: skip
+    else:
+        st.button(
+            "Feature for the class", key=f"feature-{run_id}", icon=":material/present_to_all:",
+            on_click=manager.feature, args=(run_id,), help="Show this run on every student's lab page.",
+        )  # fmt: skip
+
+
+def featured() -> Snapshot | None:
+    """The run the instructor featured, if any."""
+    manager = state.manager()
+    return manager.get(manager.featured) if manager.featured else None
