@@ -22,9 +22,9 @@ class Function:
 FUNCTIONS = {
     f.label: f
     for f in (
+        Function("x·sin(x)", "x * torch.sin(x)", lambda x: x * torch.sin(x), -6.0, 6.0),
         Function("x²", "x ** 2", lambda x: x**2),
         Function("sin(x)", "torch.sin(x)", torch.sin, -6.0, 6.0),
-        Function("x·sin(x)", "x * torch.sin(x)", lambda x: x * torch.sin(x), -6.0, 6.0),
         Function("x³ − 3x", "x ** 3 - 3 * x", lambda x: x**3 - 3 * x, -2.5, 2.5),
         Function("exp(−x²/2)", "torch.exp(-x ** 2 / 2)", lambda x: torch.exp(-(x**2) / 2)),
         Function("log(1 + eˣ) (softplus)", "torch.log(1 + torch.exp(x))", lambda x: torch.log(1 + torch.exp(x)), -4.0, 4.0),

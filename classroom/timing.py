@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from classroom.models import Net, WideNet, parameter_count
 
 @dataclass(frozen=True)
 class Timing:
-    """One measurement: seconds per forward + backward of a batch, the median of a few repeats."""
+    """One measurement: seconds per forward + backward of a batch, the best of a few repeats."""
 
     model: str
     device: str
@@ -47,7 +46,8 @@ def _sync(device: str) -> None:
 
 
 def time_step(model: nn.Module, batch_size: int, device: str = "cpu", repeats: int = 5, budget: float = 0.5) -> float:
-    """Median seconds of forward + loss + backward on a random batch; stops repeating once budget seconds are spent."""
+    """Seconds of forward + loss + backward on a random batch: the fastest of a few repeats (the least disturbed by
+    other work on the machine); stops repeating once budget seconds are spent."""
     model = model.to(device).train()
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -65,7 +65,7 @@ def time_step(model: nn.Module, batch_size: int, device: str = "cpu", repeats: i
         _sync(device)
         times.append(time.perf_counter() - start)
         spent += times[-1]
-    return statistics.median(times)
+    return min(times)
 
 
 MODELS: dict[str, Callable[[], nn.Module]] = {"Net": Net, "WideNet": WideNet}

@@ -161,3 +161,23 @@ def test_lesson_7_button_sets_the_tutorial_preset_for_the_lab():
     assert "lab_preset" not in at.session_state
     at.button(key="to_lab").click().run()
     assert at.session_state["lab_preset"] == "tutorial"
+
+
+def test_timing_findings_are_built_from_the_numbers_and_flag_a_disturbed_measurement():
+    from classroom.timing import Timing
+    from ui.devices import findings
+
+    rows = [
+        Timing("Net", "cpu", 1, 0.002, 62006),
+        Timing("Net", "cpu", 128, 0.016, 62006),
+        Timing("WideNet", "cpu", 1, 0.001, 256830),  # faster than Net: only a busy machine explains that
+        Timing("WideNet", "cpu", 128, 0.064, 256830),
+        Timing("Net", "cuda", 1, 0.004, 62006),
+        Timing("Net", "cuda", 128, 0.004, 62006),
+        Timing("WideNet", "cuda", 128, 0.008, 256830),
+    ]
+    text = "\n".join(findings(rows))
+    assert "Net handles 16.0× more images per second at batch size 128" in text  # (128 / 0.016) / (1 / 0.002)
+    assert "takes 4.0× as long per step as Net" in text
+    assert "Net at batch size 1: **cuda** is 0.5× as fast" in text and "WideNet at batch size 128: **cuda** is 8.0×" in text
+    assert "disturbed" in text and "no GPU" not in text

@@ -171,7 +171,8 @@ def feature_maps() -> None:
 def upload() -> None:
     """Classify an uploaded image: any size or format, refused with a message when unusable."""
     weights, _, _ = chosen()
-    file = st.file_uploader("An image of your own", key="cnn_upload", help=f"up to {anatomy.MAX_UPLOAD_BYTES // 2**20} MB")
+    limit_mb = anatomy.MAX_UPLOAD_BYTES // 2**20
+    file = st.file_uploader("An image of your own", key="cnn_upload", max_upload_size=limit_mb, help=f"up to {limit_mb} MB")
     if file is None:
         st.caption(f"The prediction will come from the {weights.label}, which knows: {', '.join(weights.classes)}.")
         return

@@ -80,6 +80,17 @@ def findings(rows: list[timing.Timing]) -> list[str]:
             gain = timing.speedup(rows, model, batch, device)
             if gain is not None:
                 lines.append(f"{model} at batch size {batch}: **{device}** is {gain:.1f}× as fast as the CPU.")
+    disturbed = [
+        (r.device, r.batch_size)
+        for r in rows
+        if r.model == "WideNet" and (net := by.get(("Net", r.device, r.batch_size))) and r.seconds < net.seconds
+    ]
+    if disturbed:
+        device, batch = disturbed[0]
+        lines.append(
+            f"⚠️ On {device} at batch size {batch}, WideNet came out faster than Net although it does more arithmetic "
+            "per image: other work on this machine disturbed the measurement. Press **Measure again**."
+        )
     if all(r.device == "cpu" for r in rows):
         lines.append(
             "This machine has no GPU, so only the CPU is timed. Served from a machine with a CUDA or Apple GPU, "

@@ -203,7 +203,7 @@ def two_graphs() -> None:
     """The same data-dependent forward pass for two inputs, with the graph each one recorded, side by side."""
     w_value = st.slider("Weight w", 1.1, 3.0, 1.5, 0.1, key="dyn_w")
     sides = st.columns(2)
-    for side, name, default in zip(sides, "AB", (2.0, 0.1)):
+    for side, name, default in zip(sides, "AB", (2.0, -0.1)):
         v = side.slider(f"Input {name}: x = [v, −v/2] with v =", -3.0, 3.0, default, 0.05, key=f"dyn_{name}")
         x = torch.tensor([v, -v / 2])
         w = torch.tensor(w_value, requires_grad=True)
