@@ -174,11 +174,9 @@ def _question(body: list[str], where: str) -> Question:
 
 
 def run(lesson: Lesson, seed: int = 0, threads: int | None = 1) -> list[Output]:
-    """Run the lesson's python blocks in order in one fresh namespace; one Output per block.
-
-    Lesson blocks are tiny: one CPU thread runs them fastest, and on a machine shared by a class several threads
-    spin-waiting for busy cores make them many times slower. threads=None keeps torch's setting.
-    """
+    """Run the lesson's python blocks in order in one fresh namespace; one Output per block."""
+    # Lesson blocks are tiny: one CPU thread runs them fastest, and on a machine shared by a class several threads
+    # spin-waiting for busy cores make them many times slower. threads=None keeps torch's setting.
     namespace: dict = {"__name__": f"lesson_{lesson.slug}"}
     torch.manual_seed(seed)
     np.random.seed(seed)

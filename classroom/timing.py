@@ -45,9 +45,31 @@ def _sync(device: str) -> None:
         torch.mps.synchronize()
 
 
-def time_step(model: nn.Module, batch_size: int, device: str = "cpu", repeats: int = 5, budget: float = 0.5) -> float:
-    """Seconds of forward + loss + backward on a random batch: the fastest of a few repeats (the least disturbed by
-    other work on the machine); stops repeating once budget seconds are spent."""
+CPU_THREADS = 1  # a class shares the server's cores: one core per student is the fair share, and it keeps timings steady
+
+
+def time_step(
+    model: nn.Module,
+    batch_size: int,
+    device: str = "cpu",
+    repeats: int = 5,
+    budget: float = 0.5,
+    threads: int | None = CPU_THREADS,
+) -> float:
+    """Seconds of forward + loss + backward on a random batch, the fastest of a few repeats within budget seconds."""
+    # The fastest repeat is the least disturbed by other work. On the CPU, `threads` threads (None: torch's setting):
+    # several threads spin-waiting for cores that other work holds make a busy machine many times slower, which
+    # would measure the crowd rather than the model.
+    before = torch.get_num_threads()
+    if device == "cpu" and threads:
+        torch.set_num_threads(threads)
+    try:
+        return _time_step(model, batch_size, device, repeats, budget)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _time_step(model: nn.Module, batch_size: int, device: str, repeats: int, budget: float) -> float:
     model = model.to(device).train()
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -88,6 +110,11 @@ def measure(
                 rows.append(Timing(name, device, batch_size, time_step(model, batch_size, device, budget=budget), count))
         model.to("cpu")
     return rows
+
+
+def label(device: str) -> str:
+    """How a device is named beside its timings (the CPU with the thread count it was timed with)."""
+    return f"cpu ({CPU_THREADS} thread{'s' if CPU_THREADS > 1 else ''})" if device == "cpu" else device
 
 
 def speedup(rows: list[Timing], model: str, batch_size: int, device: str, baseline: str = "cpu") -> float | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -24,6 +26,10 @@ def timing_chart() -> None:
     if again or "timings" not in st.session_state:
         st.session_state.timings = _measure()
     rows: list[timing.Timing] = st.session_state.timings
+    st.caption(
+        f"The CPU is timed with {timing.CPU_THREADS} of this machine's {os.cpu_count()} cores: a class shares the server, "
+        "and one core per student is the fair share (and gives steadier numbers on a busy machine)."
+    )
     fig = go.Figure()
     for model in dict.fromkeys(r.model for r in rows):
         for device in dict.fromkeys(r.device for r in rows):
@@ -31,7 +37,7 @@ def timing_chart() -> None:
             fig.add_scatter(
                 x=[r.batch_size for r in pick],
                 y=[r.images_per_second for r in pick],
-                name=f"{model} on {device}",
+                name=f"{model} on {timing.label(device)}",
                 mode="lines+markers",
                 line=dict(dash="solid" if device == "cpu" else "dash"),
             )
@@ -44,7 +50,7 @@ def timing_chart() -> None:
             {
                 "model": r.model,
                 "parameters": r.parameters,
-                "device": r.device,
+                "device": timing.label(r.device),
                 "batch size": r.batch_size,
                 "ms per step": round(1000 * r.seconds, 2),
                 "images / s": round(r.images_per_second),
@@ -65,21 +71,22 @@ def findings(rows: list[timing.Timing]) -> list[str]:
     for device in dict.fromkeys(r.device for r in rows):
         net_s, net_l = by.get(("Net", device, small)), by.get(("Net", device, large))
         if net_s and net_l:
+            gain = net_l.images_per_second / net_s.images_per_second
             lines.append(
-                f"On **{device}**, Net handles {net_l.images_per_second / net_s.images_per_second:.1f}× more images per second "
+                f"On **{timing.label(device)}**, Net handles {gain:.1f}× more images per second "
                 f"at batch size {large} than at {small}: a bigger batch spreads the fixed cost of each step over more images."
             )
         wide_l = by.get(("WideNet", device, large))
         if net_l and wide_l:
             lines.append(
-                f"On **{device}** at batch size {large}, WideNet ({wide_l.parameters:,} parameters) takes "
+                f"On **{timing.label(device)}** at batch size {large}, WideNet ({wide_l.parameters:,} parameters) takes "
                 f"{wide_l.seconds / net_l.seconds:.1f}× as long per step as Net ({net_l.parameters:,})."
             )
     for device in (d for d in dict.fromkeys(r.device for r in rows) if d != "cpu"):
         for model, batch in (("Net", small), ("Net", large), ("WideNet", large)):
             gain = timing.speedup(rows, model, batch, device)
             if gain is not None:
-                lines.append(f"{model} at batch size {batch}: **{device}** is {gain:.1f}× as fast as the CPU.")
+                lines.append(f"{model} at batch size {batch}: **{device}** is {gain:.1f}× as fast as the {timing.label('cpu')}.")
     disturbed = [
         (r.device, r.batch_size)
         for r in rows
@@ -88,8 +95,8 @@ def findings(rows: list[timing.Timing]) -> list[str]:
     if disturbed:
         device, batch = disturbed[0]
         lines.append(
-            f"⚠️ On {device} at batch size {batch}, WideNet came out faster than Net although it does more arithmetic "
-            "per image: other work on this machine disturbed the measurement. Press **Measure again**."
+            f"⚠️ On {timing.label(device)} at batch size {batch}, WideNet came out faster than Net although it does more "
+            "arithmetic per image: other work on this machine disturbed the measurement. Press **Measure again**."
         )
     if all(r.device == "cpu" for r in rows):
         lines.append(
@@ -105,7 +112,7 @@ def widen() -> None:
     width1 = c1.select_slider("conv1 channels", [6, 16, 32, 64], 32, key="widen_c1")
     width2 = c2.select_slider("conv2 channels", [16, 32, 64, 128], 64, key="widen_c2")
     batch = c3.select_slider("batch size", [4, 32, 128], 32, key="widen_batch")
-    device = c4.selectbox("device", timing.devices(), key="widen_device")
+    device = c4.selectbox("device", timing.devices(), key="widen_device", format_func=timing.label)
     model = WideNet(width1, width2)
     st.caption(
         f"WideNet({width1}, {width2}) has {parameter_count(model):,} parameters (Net has {parameter_count(WideNet(6, 16)):,})."
@@ -119,7 +126,7 @@ def widen() -> None:
                 "conv1": width1,
                 "conv2": width2,
                 "parameters": parameter_count(model),
-                "device": device,
+                "device": timing.label(device),
                 "batch size": batch,
                 "ms per step": round(1000 * seconds, 2),
                 "images / s": round(batch / seconds),
