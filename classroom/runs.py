@@ -111,10 +111,13 @@ class RunManager:
                 mine = [r for r in self._runs.values() if r.session == session and r.status in ACTIVE]
                 if mine:
                     raise RunRefused(f"you already have a run going ({mine[0].id}): stop it or let it finish first")
-            waiting = sum(len(q) for q in self._queues.values())
-            if waiting >= self.max_queue:
+            waiting = self._waiting()
+            if self._will_wait(device) and waiting >= self.max_queue:
                 raise RunRefused(f"the class is busy: {waiting} runs are already waiting; try again when one ends")
-            run = _Run(_new_id(), config, device, session)
+            run_id = _new_id()
+            while run_id in self._runs:  # two runs in the same second may draw the same id
+                run_id = _new_id()
+            run = _Run(run_id, config, device, session)
             self._runs[run.id] = run
             self._queues.setdefault(device, deque()).append(run.id)
         self._write_json(run, "config.json", {"id": run.id, "device": device, "created": run.created, "config": config.to_dict()})
@@ -214,6 +217,16 @@ class RunManager:
         for run in list(self._runs.values()):
             if run.thread:
                 run.thread.join(timeout)
+
+    def _will_wait(self, device: str) -> bool:
+        """Whether a run submitted now would wait: every slot of its device taken or promised to runs ahead."""
+        return self._active.get(device, 0) + len(self._queues.get(device, ())) >= self.max_per_device
+
+    def _waiting(self) -> int:
+        """Runs queued behind full devices; a queued run whose slot is free but whose thread has not yet
+        taken it is not waiting, so the count does not depend on thread scheduling."""
+        free = lambda device: max(0, self.max_per_device - self._active.get(device, 0))
+        return sum(max(0, len(queue) - free(device)) for device, queue in self._queues.items())
 
     # --- the worker thread -----------------------------------------------------------------
 
@@ -346,25 +359,29 @@ def _read_run(folder: Path) -> _Run | None:
         return None
     run.status = "running"  # until results.json says otherwise
     try:
-        with open(folder / "metrics.jsonl") as f:
+        with open(folder / "metrics.jsonl", encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     event = json.loads(line)
-                except ValueError:
-                    break  # a line cut off by a crash: keep everything before it
-                if event.get("kind") == "batch":
-                    run.last_batch = event
-                    run.losses.append((event["global_step"], event["loss"]))
-                elif event.get("kind") == "epoch":
-                    run.epochs.append(event)
+                    if event["kind"] == "batch":
+                        run.losses.append((int(event["global_step"]), float(event["loss"])))
+                        run.last_batch = event
+                    elif event["kind"] == "epoch":
+                        run.classes = tuple(event["per_class_accuracy"])  # for a run that never wrote results.json
+                        run.epochs.append(event)
+                except (ValueError, KeyError, TypeError):
+                    break  # a line cut off by a crash (or damaged): keep everything before it
     except OSError:
         pass
+    run.data_label = run.config.data
     try:
         results = json.loads((folder / "results.json").read_text())
-        run.status, run.message = results["status"], results.get("message", "")
-        run.started, run.ended = results.get("started"), results.get("ended")
-        run.classes, run.data_label = tuple(results.get("classes", ())), results.get("data_label", "")
-    except (OSError, ValueError, KeyError):
+        if results["status"] in ENDED:  # anything else: treat as cut off
+            run.status, run.message = results["status"], str(results.get("message", ""))
+            run.started, run.ended = results.get("started"), results.get("ended")
+            run.classes = tuple(results.get("classes") or run.classes)
+            run.data_label = results.get("data_label") or run.data_label
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     return run
 
