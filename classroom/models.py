@@ -45,9 +45,11 @@ class ConvBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-        self.norm1 = nn.BatchNorm2d(c_out)
+        self.norm1 = _norm(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.norm2 = nn.BatchNorm2d(c_out)
+        self.norm2 = _norm(c_out)
+        for conv in (self.conv1, self.conv2):
+            _identity_init(conv)
 
     def forward(self, x):
         x = F.max_pool2d(self.conv1(x), 2)  # pool before the norm: BN and GELU run on 4x fewer values
@@ -55,20 +57,66 @@ class ConvBlock(nn.Module):
         return F.gelu(self.norm2(self.conv2(x)))
 
 
-class FastCNN(nn.Module):
-    """A small VGG-style net after the airbench family: a wide stem, three pooled stages, a scaled linear head."""
+def _norm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm with a frozen scale of 1: only the bias learns (with a boosted learning rate, see lr_scales).
 
-    def __init__(self, widths: tuple[int, int, int] = (64, 128, 256), num_classes: int = 10):
+    With the scale frozen, each BN-conv pair is scale-invariant and weight decay simply sets the effective
+    learning rate; fewer moving parts, faster convergence in short runs (airbench). Momentum 0.4 lets the
+    running statistics follow the fast-changing weights of a run of a few hundred steps."""
+    norm = nn.BatchNorm2d(channels, momentum=0.4, eps=1e-12)
+    norm.weight.requires_grad_(False)
+    return norm
+
+
+def _identity_init(conv: nn.Conv2d) -> None:
+    """Make the first in_channels filters a pass-through (Dirac) on top of the default random init.
+
+    A fresh deep net then starts close to the identity map: signal and gradient reach every layer from step 1,
+    which matters when the whole run is a few epochs."""
+    with torch.no_grad():
+        k = min(conv.in_channels, conv.out_channels)
+        nn.init.dirac_(conv.weight[:k])
+
+
+class FastCNN(nn.Module):
+    """A small VGG-style CNN after the airbench family (Keller Jordan, 2024), written from its ideas.
+
+    whiten (frozen 2x2 patch-whitening conv) -> GELU -> three stages (conv, pool, BN, GELU, conv, BN, GELU)
+    -> global max pool -> linear head scaled by 1/9. Call prepare(images) once before training so the first
+    layer whitens the data set's 2x2 patches; without it that layer is a fixed random projection."""
+
+    def __init__(self, widths: tuple[int, int, int] = (48, 96, 192), num_classes: int = 10):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.GELU())
-        self.stages = nn.Sequential(
-            ConvBlock(32, widths[0]), ConvBlock(widths[0], widths[1]), ConvBlock(widths[1], widths[2])
-        )
+        # 2x2x3 = 12 patch dimensions; each eigenvector is used with both signs so that the GELU after it
+        # keeps the whole signal: 24 channels.
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)  # frozen: it is computed from the data, not learned
+        self.stages = nn.Sequential(ConvBlock(24, widths[0]), ConvBlock(widths[0], widths[1]), ConvBlock(widths[1], widths[2]))
         self.head = nn.Linear(widths[2], num_classes, bias=False)
-        self.scale = 1 / 9  # a small logit scale keeps early steps calm with a high learning rate
+        self.scale = 1 / 9  # small logits: a calm start even at a high learning rate
+        # BatchNorm biases (and the whitening bias) learn 64x faster than the conv weights: with the scale
+        # frozen they are the only per-channel knobs, and a plain learning rate moves them too slowly.
+        self.lr_scales = {n: 64.0 for n, p in self.named_parameters() if n.endswith(".bias") and p.requires_grad}
+
+    @torch.no_grad()
+    def prepare(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the first layer to whiten 2x2 patches of these (normalised) images: a free, data-dependent head start.
+
+        Whitened inputs are decorrelated with unit variance, so the first trainable conv sees a well-conditioned
+        problem; this layer alone buys several points of accuracy in a short run (airbench)."""
+        x = images.float()
+        patches = x.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 3 * 2 * 2)  # (c, kh, kw) per row
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        filters = (eigenvectors.T / (eigenvalues + eps).sqrt().view(-1, 1)).reshape(12, 3, 2, 2)
+        weight = torch.cat([filters, -filters])
+        self.whiten.weight.copy_(weight.to(self.whiten.weight.dtype))
+        self.whiten.bias.zero_()
 
     def forward(self, x):
-        x = self.stages(self.stem(x))
+        x = F.gelu(self.whiten(x))  # 32x32 -> 31x31
+        x = self.stages(x)  # -> 15 -> 7 -> 3
         x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return self.head(x) * self.scale
 

@@ -155,14 +155,44 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer the config names; weight decay skips biases and norm parameters."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
+    decay = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+    rest = [p for p in model.parameters() if p.ndim <= 1 and p.requires_grad]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    for group in groups:
+        group["lr_scale"] = 1.0  # learning_rate() x this; a model may boost a group (FastCNN's BatchNorm biases)
+    scales = getattr(model, "lr_scales", None)
+    if scales:  # optional per-parameter multipliers a model declares: {parameter name: scale}
+        named = {id(p): n for n, p in model.named_parameters()}
+        for group in list(groups):
+            boosted = [p for p in group["params"] if named[id(p)] in scales]
+            if boosted:
+                group["params"] = [p for p in group["params"] if named[id(p)] not in scales]
+                for scale in sorted({scales[named[id(p)]] for p in boosted}):
+                    same = [p for p in boosted if scales[named[id(p)]] == scale]
+                    groups.append({"params": same, "weight_decay": group["weight_decay"], "lr_scale": scale})
+        groups = [g for g in groups if g["params"]]
+        for group in groups:
+            group["lr"] = config.lr * group["lr_scale"]
+    # One fused kernel for all parameters instead of a few small ops per parameter: at batch 4 the
+    # optimizer step is a visible share of the step (measured in BENCHMARKS.md). CPU and CUDA have it.
+    fast = {"fused": True} if next(model.parameters()).device.type in ("cpu", "cuda") else {}
     if config.optimizer in ("sgd", "nesterov"):
         nesterov = config.optimizer == "nesterov" and config.momentum > 0
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=nesterov, **fast)
     opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return opt(groups, lr=config.lr, betas=(config.momentum, 0.999))
+    return opt(groups, lr=config.lr, betas=(config.momentum, 0.999), **fast)
+
+
+CHUNK_IMAGES = 4096  # images gathered, augmented and normalised in one go; batches are then views into the chunk
+
+
+def _chunk(config: TrainConfig, x, y, index, memory_format, generator):
+    """Gather, augment and normalise many batches at once: at batch 4 per-step tensor ops cost more than the step."""
+    xc, yc = x[index], y[index]
+    if config.augment:
+        xc = random_crop_flip(xc, pad=config.translate, generator=generator)
+    return normalize(xc, config.mean, config.std).contiguous(memory_format=memory_format), yc
 
 
 def train(
@@ -177,15 +207,23 @@ def train(
     control = control or Control()
     device = resolve_device(config.device)
     bf16 = use_bf16(config.precision, device)
+    threads_before = torch.get_num_threads()
     if config.threads:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(config.threads)  # restored when the run ends: later runs get torch's default back
     seed = config.seed if config.seed is not None else int(torch.seed() % 2**32)
     torch.manual_seed(seed)  # the model's initial weights
     g = torch.Generator().manual_seed(seed)  # shuffling and augmentation, independent of other threads
     model = build(config.model, num_classes=len(dataset.classes)).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:  # data-dependent initialisation (FastCNN's patch-whitening layer)
+        with torch.no_grad():
+            prepare(normalize(dataset.train_x[:5000].to(device), config.mean, config.std))
     optimizer = make_optimizer(config, model)
+    # The training steps may run a compiled copy (a one-time compilation cost that pays off on GPUs and long
+    # runs); evaluation and the checkpoint use the plain module, so saved weights keep their names.
+    forward = torch.compile(model) if config.compile else model
 
     train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)  # resident: no loader, no copies
     n = len(train_x)
@@ -209,9 +247,12 @@ def train(
     try:
         for epoch in range(1, config.epochs + 1):
             order = torch.randperm(n, generator=g).to(device)
+            chunk_steps = max(1, CHUNK_IMAGES // config.batch_size)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            seen, interval_loss, interval_steps = 0, torch.zeros((), device=device), 0
+            seen, interval_steps, interval_loss = 0, 0, 0.0
+            # Per-step results stay tensors in lists, reduced once per interval: no per-step reductions or syncs.
+            step_losses, step_logits, step_labels = [], [], []
             epoch_start = interval_start = time.perf_counter()
             paused_seconds = interval_paused = 0.0
             for step in range(1, steps_per_epoch + 1):
@@ -221,29 +262,38 @@ def train(
                     interval_paused += time.perf_counter() - t
                 if control.stopped.is_set():
                     raise _Stop
-                idx = order[(step - 1) * config.batch_size : step * config.batch_size]
-                xb, yb = train_x[idx], train_y[idx]
-                if config.augment:
-                    xb = random_crop_flip(xb, generator=g)
-                xb = normalize(xb, config.mean, config.std).contiguous(memory_format=memory_format)
+                j = (step - 1) % chunk_steps
+                if j == 0:
+                    start = (step - 1) * config.batch_size
+                    index = order[start : start + chunk_steps * config.batch_size]
+                    x_chunk, y_chunk = _chunk(config, train_x, train_y, index, memory_format, g)
+                xb = x_chunk[j * config.batch_size : (j + 1) * config.batch_size]
+                yb = y_chunk[j * config.batch_size : (j + 1) * config.batch_size]
                 if config.schedule != "constant":
                     lr = learning_rate(config, global_step, total_steps)
                     for group in optimizer.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
                 with autocast(device, bf16):
-                    logits = model(xb)
+                    logits = forward(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 global_step += 1
                 seen += len(yb)
-                loss_d = loss.detach()
-                loss_sum += loss_d * len(yb)
-                interval_loss += loss_d
+                step_losses.append(loss.detach())
+                step_logits.append(logits.detach())
+                step_labels.append(yb)
                 interval_steps += 1
-                correct += (logits.argmax(1) == yb).sum()
-                if step % config.log_interval == 0 or step == steps_per_epoch:
+                report = step % config.log_interval == 0 or step == steps_per_epoch
+                if report or len(step_logits) == 256:  # bound the lists when log_interval is long
+                    losses = torch.stack(step_losses)
+                    sizes = torch.tensor([len(t) for t in step_labels], device=device, dtype=losses.dtype)
+                    loss_sum += (losses * sizes).sum()
+                    interval_loss = interval_loss + losses.sum()
+                    correct += (torch.cat(step_logits).argmax(1) == torch.cat(step_labels)).sum()
+                    step_losses, step_logits, step_labels = [], [], []
+                if report:
                     mean_loss = (interval_loss / interval_steps).item()  # the one sync per interval
                     if not math.isfinite(mean_loss):
                         raise Diverged(f"epoch {epoch}, step {step}")
@@ -256,7 +306,7 @@ def train(
                         optimizer.param_groups[0]["lr"], interval_steps * config.batch_size / interval,
                         elapsed, elapsed / global_step * (total_steps - global_step),
                     ))  # fmt: skip
-                    interval_loss, interval_steps, interval_start, interval_paused = torch.zeros((), device=device), 0, now, 0.0
+                    interval_loss, interval_steps, interval_start, interval_paused = 0.0, 0, now, 0.0
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - epoch_start - paused_seconds
@@ -284,6 +334,8 @@ def train(
         result.message = f"out of memory on {device}: lower the batch size ({config.batch_size}) or use a smaller model"
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    finally:
+        torch.set_num_threads(threads_before)
     emit(RunEnd(result.status, result.message or "finished", result.train_seconds))
     return result
 
