@@ -292,7 +292,8 @@ def decode_image(data: bytes, name: str = "image") -> torch.Tensor:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"{name} is too large to decode safely ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{name} is not a readable image ({e})") from None
+        reason = "not a known image format" if isinstance(e, UnidentifiedImageError) else e  # PIL's text names a BytesIO
+        raise DataError(f"{name} is not a readable image ({reason})") from None
 
 
 # --- on the device, batch by batch ------------------------------------------------------------

@@ -42,7 +42,7 @@ def timing_chart() -> None:
                 line=dict(dash="solid" if device == "cpu" else "dash"),
             )
     fig.update_xaxes(type="log", title="batch size", tickvals=list(BATCH_SIZES))
-    fig.update_yaxes(type="log", title="images per second (forward + backward)")
+    fig.update_yaxes(title="images per second (forward + backward)", rangemode="tozero")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2))
     st.plotly_chart(fig, key="timing_chart")
     st.dataframe(
