@@ -6,6 +6,7 @@ import contextlib
 import io
 import random
 import re
+import threading
 import time
 import traceback
 import warnings
@@ -19,6 +20,9 @@ LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 FENCE = re.compile(r"^```(\S*)\s*(.*)$")
 WIDGET = re.compile(r"^::: widget ([a-z_][a-z0-9_]*)\s*$")
 OPTION = re.compile(r"^- \[([ xX])\] (.+)$")
+
+
+_running = threading.Lock()  # stdout capture, warning filters and torch's thread count are process-wide: one lesson at a time
 
 
 class LessonError(ValueError):
@@ -177,6 +181,11 @@ def run(lesson: Lesson, seed: int = 0, threads: int | None = 1) -> list[Output]:
     """Run the lesson's python blocks in order in one fresh namespace; one Output per block."""
     # Lesson blocks are tiny: one CPU thread runs them fastest, and on a machine shared by a class several threads
     # spin-waiting for busy cores make them many times slower. threads=None keeps torch's setting.
+    with _running:
+        return _run(lesson, seed, threads)
+
+
+def _run(lesson: Lesson, seed: int, threads: int | None) -> list[Output]:
     namespace: dict = {"__name__": f"lesson_{lesson.slug}"}
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -247,3 +247,13 @@ def test_timing_measures_every_model_batch_and_device():
     assert {r.model: r.parameters for r in rows} == {"Net": 62006, "WideNet": sum(p.numel() for p in WideNet().parameters())}
     assert timing.speedup(rows, "Net", 8, "cpu") == pytest.approx(1.0)
     assert timing.speedup(rows, "Net", 8, "tpu") is None
+
+
+def test_lessons_run_from_several_threads_keep_their_own_output():
+    from concurrent.futures import ThreadPoolExecutor
+
+    slugs = ["01_why", "02_tensors", "03_autograd", "04_dynamic"] * 2
+    alone = {slug: [o.stdout for o in lessons.run(lessons.load(slug))] for slug in set(slugs)}
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda s: [o.stdout for o in lessons.run(lessons.load(s))], slugs))
+    assert together == [alone[s] for s in slugs]
