@@ -20,8 +20,8 @@ def run() -> None:
     if not access.signed_in():
         st.stop()
     pages = {
-        "Lessons": [st.Page(path, title=title, icon=icon) for path, title, icon in LESSONS],
-        "Lab": [st.Page("pages/lab.py", title="Train the CNN", icon=":material/science:", default=True)],
+        "Lessons": [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(LESSONS)],
+        "Lab": [st.Page("pages/lab.py", title="Train the CNN", icon=":material/science:")],
         "Runs": [st.Page("pages/runs.py", title="All runs", icon=":material/monitoring:")],
     }
     page = st.navigation(pages)

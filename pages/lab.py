@@ -1,4 +1,51 @@
+"""The lab: pick a preset, turn the knobs, start a run and watch it train live."""
+
 import streamlit as st
 
-st.title("lab")
-st.info("This page is being written.")
+from classroom import script
+from classroom.config import ConfigError
+from classroom.runs import RunRefused
+from ui import lab_form, results, state
+
+st.title("Train the CNN")
+st.caption("The CIFAR-10 tutorial's network, trained live in the background: switch pages, the run keeps going.")
+mgr, session, data_dir = state.manager(), state.session_id(), state.data_dir()
+
+if mgr.featured and mgr.featured != st.session_state.get("lab_run"):
+    with st.container(border=True):
+        st.subheader(":material/campaign: Featured run, shown to the whole class")
+        results.show(mgr.featured, key="featured")
+
+mine = mgr.active_run(session)
+if mine and st.session_state.get("lab_run") != mine.id:
+    st.session_state["lab_run"] = mine.id  # this session's run, e.g. started before a page reload
+
+config, problems = lab_form.form(data_dir)
+lab_form.data_panel(st.session_state.get("lab.source", ""), data_dir)
+for problem in problems:
+    st.error(problem, icon=":material/block:")
+
+start, code = st.columns([1, 3])
+if start.button("Start training", type="primary", icon=":material/play_arrow:", disabled=config is None or mine is not None):
+    try:
+        st.session_state["lab_run"] = mgr.submit(config, session=session)
+        st.rerun()
+    except (ConfigError, RunRefused) as e:
+        st.error(str(e))
+if mine is not None:
+    start.caption("Your run is going: stop it or let it finish to start another.")
+if config is not None:
+    with code.expander("Show the code: this run as a standalone PyTorch script"):
+        source = script.script(config)
+        name = script.filename(config)
+        st.download_button("Download the script", source, file_name=name, mime="text/x-python", on_click="ignore")
+        st.code(source, language="python", line_numbers=True)
+
+if run_id := st.session_state.get("lab_run"):
+    st.divider()
+    st.header("Your run")
+    results.show(run_id, key="lab")
+
+st.divider()
+with st.expander("Evaluate a saved checkpoint"):
+    results.uploaded_checkpoint(data_dir)

@@ -1,4 +1,23 @@
+"""Every run on this server, live or from disk: open one, or overlay several to compare them."""
+
 import streamlit as st
 
-st.title("runs")
-st.info("This page is being written.")
+from ui import results, run_list, state
+
+st.title("All runs")
+snaps = state.manager().list()
+if not snaps:
+    st.info("No runs yet on this server. Start one in the lab.")
+    st.page_link("pages/lab.py", label="Go to the lab", icon=":material/science:")
+    st.stop()
+
+active = sum(s.active for s in snaps)
+st.caption(f"{len(snaps)} runs, {active} going now. Runs from before a server restart are read back from disk.")
+run_list.table(snaps)
+
+tab_open, tab_compare = st.tabs(["Open a run", "Compare runs"])
+with tab_open:
+    if run_id := run_list.pick(snaps):
+        results.show(run_id, key="runs")
+with tab_compare:
+    run_list.overlay(snaps)

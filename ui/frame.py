@@ -6,6 +6,8 @@ import torch
 from classroom import data
 from ui import state
 
+STATUS_POLL_SECONDS = 2.0
+
 
 def device_label() -> str:
     """CPU, or the GPU's name."""
@@ -21,5 +23,24 @@ def sidebar() -> None:
         st.caption("Data: " + (", ".join(f"**{d.label}**" for d in sets) if sets else "none loaded yet"))
         run = state.manager().active_run(state.session_id())
         if run:
-            st.caption(f"Your run: **{run.status}** ({100 * run.progress:.0f} %)")
-            st.page_link("pages/lab.py", label="Open it in the lab", icon=":material/science:")
+            _run_status()
+        elif run_id := st.session_state.get("lab_run"):
+            snap = state.manager().get(run_id)
+            if snap is not None:
+                st.caption(f"Your last run: **{snap.status}**")
+                link = {"label": "See it in All runs", "icon": ":material/monitoring:", "query_params": {"run": run_id}}
+                st.page_link("pages/runs.py", **link)
+
+
+@st.fragment(run_every=STATUS_POLL_SECONDS)
+def _run_status() -> None:
+    """This session's active run, refreshed while it goes; it stops polling once the run has ended."""
+    run = state.manager().active_run(state.session_id())
+    if run is None:
+        st.rerun(scope="app")
+    where = f" on {run.device}" if run.device else ""
+    if run.status == "queued":
+        st.caption(f"Your run: **queued**{where}, position {run.queue_position}")
+    else:
+        st.caption(f"Your run: **{run.status}**{where} ({100 * run.progress:.0f} %)")
+    st.page_link("pages/lab.py", label="Open it in the lab", icon=":material/science:")

@@ -1,0 +1,121 @@
+"""End to end in headless Chromium: every page loads, a run on shapes trains live, survives a page switch, ends with results."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.browser import screenshot, serve, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+# Sidebar title -> the URL path st.navigation gives the page (from its file name; the default page is "/").
+PAGES = {
+    "Why PyTorch": "", "Tensors": "lesson_2_tensors", "Autograd": "lesson_3_autograd", "Dynamic graphs": "lesson_4_dynamic",
+    "Anatomy of the CNN": "lesson_5_cnn", "CPU and GPU": "lesson_6_devices", "Training a classifier": "lesson_7_classifier",
+    "Train the CNN": "lab", "All runs": "runs",
+}  # fmt: skip
+
+# The number of points of the plotly chart whose title starts with the given text (-1 when there is no such chart).
+POINTS = """(title) => {
+  for (const el of document.querySelectorAll('.js-plotly-plot')) {
+    const t = el.layout && el.layout.title && (el.layout.title.text || el.layout.title);
+    if (typeof t === 'string' && t.replace(/<[^>]+>/g, '').startsWith(title)) return el.data[0].x.length;
+  }
+  return -1;
+}"""
+
+
+def settle(page, timeout: float = 60) -> None:
+    """Wait until the page has content and the script is not running (the status widget shows Stop while it runs)."""
+    wait_for_app(page, timeout=timeout * 1000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout * 1000,
+    )
+
+
+def no_exception(page, where: str) -> None:
+    shown = page.locator('[data-testid="stException"]')
+    assert shown.count() == 0, f"{where}: {shown.first.inner_text()[:500]}"
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+    path = PAGES[title]
+    page.wait_for_url(lambda u: urlparse(u).path.strip("/") == path)
+    time.sleep(0.3)  # let the rerun begin before waiting for it to end
+    settle(page)
+    no_exception(page, title)
+
+
+def set_number(page, label: str, value: int | float) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    js = "([l, v]) => parseFloat(document.querySelector(`input[aria-label='${l}']`).value) === v"
+    page.wait_for_function(js, arg=[label, value])
+    settle(page)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_train_live_in_the_browser(browser, tmp_path):
+    env = {"CLASSROOM_RUNS_DIR": str(tmp_path / "runs"), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
+    env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = "none"  # nothing to reload; watching the tree costs CPU
+    with serve(env) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.goto(url)
+        settle(page)
+        no_exception(page, "home")
+        for title in PAGES:
+            go(page, title)
+            screenshot(page, "e2e-page-" + title.lower().replace(" ", "-"))
+
+        go(page, "Train the CNN")
+        assert page.get_by_label("shapes (synthetic)").is_checked()  # no CIFAR-10 here: shapes is preselected
+        set_number(page, "Epochs", 3)
+        set_number(page, "Batch size", 32)
+        set_number(page, "Learning rate", 0.02)
+        page.get_by_text("More knobs").click()
+        set_number(page, "Loss report every (steps)", 10)
+        set_number(page, "Steps per epoch cap (0 = all)", 150)
+        screenshot(page, "e2e-lab-before")
+        page.get_by_role("button", name="Start training").click()
+
+        # The loss chart gains points while the run trains, redrawn by the page's poller.
+        first = wait_until(lambda: max(page.evaluate(POINTS, "Training loss"), 0), 60, "the first loss points")
+        more = wait_until(lambda: (n := page.evaluate(POINTS, "Training loss")) > first and n, 30, "more loss points")
+        assert page.get_by_text("images/s").count() > 0  # the progress line: epoch, step, speed, time left
+        screenshot(page, "e2e-lab-during")
+
+        # A page switch does not stop the run; the sidebar shows it going; back in the lab it has moved on.
+        go(page, "Tensors")
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert "Your run:" in sidebar.inner_text()
+        screenshot(page, "e2e-lesson-while-training")
+        go(page, "Train the CNN")
+        assert wait_until(lambda: page.evaluate(POINTS, "Training loss") > more, 30, "the run going on after a page switch")
+
+        # At the end: per-class accuracy as a chart and as the tutorial's lines, then the gallery.
+        wait_until(lambda: page.get_by_text("Sample test images").count() > 0, 90, "the run to finish")
+        settle(page)
+        no_exception(page, "lab after the run")
+        assert page.evaluate(POINTS, "Test accuracy per class") == 10
+        assert page.evaluate(POINTS, "Training loss") == 3 * 150 // 10
+        assert page.get_by_text("Accuracy for class: circle").count() > 0
+        assert page.get_by_text("Test results after epoch 3").count() > 0
+        screenshot(page, "e2e-lab-after")
+
+        go(page, "All runs")
+        assert page.get_by_text("finished").count() > 0
+        screenshot(page, "e2e-runs")

@@ -1,0 +1,163 @@
+"""The app shell and the lab, through Streamlit's AppTest: pages render, the form explains bad input, a run finishes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import app
+from classroom import data
+from ui import download, state
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def lab_env(tmp_path, monkeypatch):
+    """A fresh RunManager on temporary runs/ and data/ folders; every run stopped afterwards."""
+    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
+    state.manager.clear()
+    download.cifar10_download.clear()
+    yield tmp_path
+    state.manager().shutdown()
+    state.manager.clear()
+
+
+def open_lab() -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.switch_page("pages/lab.py").run()
+    assert not at.exception
+    return at
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+def quick_run(at: AppTest, epochs: int = 1) -> None:
+    """Turn the tutorial preset into a run of seconds on shapes."""
+    at.number_input(key="lab.tutorial.epochs").set_value(epochs)
+    at.number_input(key="lab.tutorial.batch_size").set_value(64)
+    at.number_input(key="lab.tutorial.lr").set_value(0.02)
+    at.number_input(key="lab.tutorial.max_steps").set_value(40)
+    at.number_input(key="lab.tutorial.log_interval").set_value(10)
+    at.run()
+
+
+def test_every_page_renders_and_the_app_starts_on_lesson_one(lab_env):
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "CPU" in "".join(c.value for c in at.sidebar.caption)  # the frame: the device in use
+    for path, _, _ in app.LESSONS + [("pages/lab.py", "", ""), ("pages/runs.py", "", "")]:
+        at.switch_page(path).run()
+        assert not at.exception, f"{path}: {at.exception}"
+        assert at.title, f"{path} drew no title"
+
+
+def test_without_cifar10_the_lab_preselects_shapes_and_explains_the_download(lab_env):
+    at = open_lab()
+    assert at.radio(key="lab.source").value == "shapes"
+    assert button(at, "Start training").disabled is False
+    at.radio(key="lab.source").set_value("cifar10").run()
+    assert "CIFAR-10 is not downloaded yet" in errors(at)
+    assert any("Download it once" in i.value for i in at.info)
+    assert button(at, "Start training").disabled is True
+
+
+def test_a_failed_download_says_why_and_offers_the_other_sources(lab_env, monkeypatch):
+    def offline(data_dir, progress=None):
+        progress(10, 100)
+        raise data.DataError("could not download CIFAR-10 (no network)")
+
+    monkeypatch.setattr(data, "download_cifar10", offline)
+    at = open_lab()
+    at.radio(key="lab.source").set_value("cifar10").run()
+    button(at, "Download CIFAR-10").click().run()
+    download.cifar10_download().thread.join(5)
+    at.run()
+    assert "The download failed: could not download CIFAR-10 (no network)" in errors(at)
+    assert "shapes or an image folder" in errors(at)
+
+
+def test_the_form_explains_invalid_settings_before_start(lab_env, tmp_path):
+    at = open_lab()
+    at.number_input(key="lab.tutorial.lr").set_value(0.0).run()
+    assert "lr: must be above 0" in errors(at)
+    assert button(at, "Start training").disabled is True
+    at.number_input(key="lab.tutorial.lr").set_value(0.01)
+    at.radio(key="lab.source").set_value("folder").run()
+    assert "type the path of an image folder" in errors(at)
+    at.text_input(key="lab.folder").input(str(tmp_path / "nowhere")).run()
+    assert "is not a folder" in errors(at) and button(at, "Start training").disabled is True
+    at.radio(key="lab.source").set_value("shapes").run()
+    assert not at.error and button(at, "Start training").disabled is False
+
+
+def test_a_lesson_can_preselect_a_preset(lab_env):
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.session_state["lab_preset"] = "fast-cnn"
+    at.switch_page("pages/lab.py").run()
+    assert at.selectbox(key="lab.preset").value == "fast-cnn"
+    assert at.selectbox(key="lab.fast-cnn.model").value == "fast-cnn"
+    assert at.number_input(key="lab.fast-cnn.batch_size").value == 512
+
+
+def test_show_the_code_follows_the_form(lab_env):
+    at = open_lab()
+    at.number_input(key="lab.tutorial.batch_size").set_value(32).run()
+    script = next(c.value for c in at.code if "def main()" in c.value)
+    assert 'parser.add_argument("--batch-size", type=int, default=32)' in script
+    assert at.download_button[0].label == "Download the script"
+
+
+def test_a_run_on_shapes_started_from_the_page_finishes_and_its_results_render(lab_env):
+    at = open_lab()
+    quick_run(at)
+    button(at, "Start training").click().run()
+    assert not at.exception and not at.error
+    run_id = at.session_state["lab_run"]
+    assert button(at, "Start training").disabled is True  # one run at a time per session
+    snap = state.manager().wait(run_id, timeout=120)
+    assert snap.status == "finished", snap.message
+    at.run()
+    assert not at.exception
+    headings = [h.value for h in at.subheader]
+    assert "Test results after epoch 1" in headings and "Sample test images" in headings
+    lines = next(c.value for c in at.code if c.value.startswith("Accuracy of the network"))
+    assert "Accuracy for class: circle" in lines and len(lines.splitlines()) == 11
+    assert len(at.get("plotly_chart")) == 4  # loss, accuracy per epoch, per class, confusion
+    assert len(at.get("image")) >= 16  # the gallery and the misclassified examples
+    assert any(d.label == "Download the trained checkpoint" for d in at.download_button)
+    assert any("Test accuracy" in m.label for m in at.metric)
+
+    # The checkpoint it saved evaluates when uploaded; garbage is refused with a message.
+    checkpoint = state.manager().checkpoint_path(run_id).read_bytes()
+    at.file_uploader(key="lab.upload").upload("net.pt", checkpoint).run()
+    assert not at.exception
+    assert any(c.value.startswith("Accuracy of the network on the 2000 test images") for c in at.code)
+    at.file_uploader(key="lab.upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream")).run()
+    assert "is not a readable PyTorch checkpoint" in errors(at)
+
+
+def test_the_live_view_shows_progress_and_stop_works(lab_env):
+    at = open_lab()
+    quick_run(at, epochs=50)
+    button(at, "Start training").click().run()
+    run_id = at.session_state["lab_run"]
+    deadline = time.monotonic() + TIMEOUT
+    while not (state.manager().get(run_id).last_batch or time.monotonic() > deadline):
+        time.sleep(0.1)
+    at.run()
+    assert any("images/s" in (p.text or "") for p in at.get("progress") if hasattr(p, "text"))
+    button(at, "Stop").click().run()
+    assert state.manager().wait(run_id, timeout=TIMEOUT).status == "stopped"
+    at.run()
+    assert not at.exception and button(at, "Start training").disabled is False

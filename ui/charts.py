@@ -1,0 +1,109 @@
+"""Plotly figures drawn from a run Snapshot: loss, accuracy per epoch, per-class bars, confusion matrix, overlays."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from classroom.runs import Snapshot
+
+HEIGHT = 320
+
+
+def smooth(values: list[float], weight: float = 0.8) -> list[float]:
+    """Exponential moving average, debiased so the first points are not pulled towards 0 (TensorBoard's smoothing)."""
+    out, average = [], 0.0
+    for i, v in enumerate(values, 1):
+        average = weight * average + (1 - weight) * v
+        out.append(average / (1 - weight**i))
+    return out
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, **extra) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=HEIGHT,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        uirevision="keep",  # zoom and hidden traces survive the live redraws
+        **extra,
+    )
+    return fig
+
+
+def loss_figure(snap: Snapshot) -> go.Figure:
+    """Training loss per log interval (raw) and its moving average, with epoch boundaries marked."""
+    steps = [s for s, _ in snap.losses]
+    losses = [v for _, v in snap.losses]
+    fig = go.Figure()
+    mode = "lines+markers" if len(steps) < 60 else "lines"
+    fig.add_scatter(x=steps, y=losses, mode=mode, name="loss per interval", line=dict(color="#9aa5b1", width=1))
+    fig.add_scatter(x=steps, y=smooth(losses), mode="lines", name="smoothed", line=dict(color="#e4572e", width=3))
+    if snap.last_batch:
+        per_epoch = snap.last_batch["steps_per_epoch"]
+        for e in range(1, len(snap.epochs) + 1):
+            fig.add_vline(x=e * per_epoch, line=dict(dash="dot", width=1, color="gray"))
+    return _layout(fig, "Training loss", "step", "cross-entropy loss")
+
+
+def accuracy_figure(snap: Snapshot) -> go.Figure:
+    """Train and test accuracy after each epoch, in percent."""
+    epochs = [e["epoch"] for e in snap.epochs]
+    fig = go.Figure()
+    train, test = [100 * e["train_accuracy"] for e in snap.epochs], [100 * e["test_accuracy"] for e in snap.epochs]
+    fig.add_scatter(x=epochs, y=train, mode="lines+markers", name="train", line=dict(color="#29a3a3"))
+    fig.add_scatter(x=epochs, y=test, mode="lines+markers", name="test", line=dict(color="#e4572e"))
+    total = snap.config.epochs
+    fig.update_xaxes(range=[0.5, total + 0.5], dtick=max(1, total // 10))
+    return _layout(fig, "Accuracy per epoch", "epoch", "accuracy (%)", yaxis_range=[0, 100])
+
+
+def per_class_figure(per_class: dict[str, float], title: str = "Test accuracy per class") -> go.Figure:
+    """One bar per class, in percent, labelled with its value."""
+    names, values = list(per_class), [100 * v for v in per_class.values()]
+    fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1f}" for v in values], textposition="outside"))
+    return _layout(fig, title, "class", "accuracy (%)", yaxis_range=[0, 110])
+
+
+def confusion_figure(confusion: list[list[int]], classes, normalised: bool = False) -> go.Figure:
+    """Heatmap of [true, predicted] counts, or of row fractions (each true class sums to 1)."""
+    if normalised:
+        z = [[c / max(sum(row), 1) for c in row] for row in confusion]
+        text = [[f"{v:.2f}" for v in row] for row in z]
+    else:
+        z, text = confusion, [[str(c) for c in row] for row in confusion]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=list(classes), y=list(classes), text=text, texttemplate="%{text}", colorscale="Blues",
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    _layout(fig, "Confusion matrix" + (" (fraction of each true class)" if normalised else " (counts)"), "predicted", "true")
+    fig.update_layout(height=HEIGHT + 140)
+    return fig
+
+
+def run_label(snap: Snapshot) -> str:
+    """How a run is named in legends and pickers."""
+    name = f" {snap.config.name}" if snap.config.name else ""
+    return f"{snap.id}{name} ({snap.config.model}, {snap.data_label or snap.config.data})"
+
+
+def overlay_loss_figure(snaps: list[Snapshot]) -> go.Figure:
+    """The smoothed loss of several runs against images seen (comparable across batch sizes)."""
+    fig = go.Figure()
+    for s in snaps:
+        images = [step * s.config.batch_size for step, _ in s.losses]
+        fig.add_scatter(x=images, y=smooth([v for _, v in s.losses]), mode="lines", name=run_label(s))
+    return _layout(fig, "Training loss (smoothed)", "training images seen", "cross-entropy loss")
+
+
+def overlay_accuracy_figure(snaps: list[Snapshot]) -> go.Figure:
+    """Test accuracy per epoch of several runs."""
+    fig = go.Figure()
+    for s in snaps:
+        epochs, accuracy = [e["epoch"] for e in s.epochs], [100 * e["test_accuracy"] for e in s.epochs]
+        fig.add_scatter(x=epochs, y=accuracy, mode="lines+markers", name=run_label(s))
+    return _layout(fig, "Test accuracy per epoch", "epoch", "accuracy (%)", yaxis_range=[0, 100])

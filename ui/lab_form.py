@@ -1,0 +1,163 @@
+"""The lab's form: a preset and the knobs behind it, returning a TrainConfig or the reasons it cannot start."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+import torch
+
+from classroom import data, models
+from classroom.config import MAX_BATCH_SIZE, MAX_EPOCHS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ConfigError, TrainConfig
+from ui import download
+
+PRESET_HELP = {
+    "tutorial": "the PyTorch CIFAR-10 tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs",
+    "tutorial-fast": "the tutorial's Net with bigger batches and a one-cycle schedule: the same accuracy, much sooner",
+    "fast-cnn": "a fast BatchNorm CNN with augmentation: far higher accuracy in a few minutes on a GPU",
+}
+SOURCES = {"cifar10": "CIFAR-10", "shapes": "shapes (synthetic)", "folder": "image folder"}
+
+
+def available_devices() -> dict[str, str]:
+    """The devices this machine really has, named for people: {config value: label}."""
+    options = {"cpu": "CPU"}
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        options[f"cuda:{i}"] = f"GPU {i}: {p.name} ({p.total_memory / 2**30:.0f} GiB)"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        options["mps"] = "Apple GPU (mps)"
+    best = list(options)[1] if len(options) > 1 else "cpu"
+    return {"auto": f"auto: {options[best]}"} | options
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _folder_problem(source: str) -> str | None:
+    """The layout problem of an image folder, checked at most every 10 s (a big folder takes a moment to list)."""
+    try:
+        data.check_folder(source)
+    except data.DataError as e:
+        return str(e)
+    return None
+
+
+def form(data_dir: str) -> tuple[TrainConfig | None, list[str]]:
+    """Draw the form; return the validated config, or None and the messages that say what to fix."""
+    if "lab_preset" in st.session_state:  # a lesson's "open in the lab" button asked for this preset
+        wanted = st.session_state.pop("lab_preset")
+        if wanted in PRESETS:
+            _remember("lab.preset", wanted)
+            st.session_state.pop("lab.preset", None)  # drop the widget's own value so the wanted one shows
+    top = st.columns([1, 1, 1])
+    name = _select(top[0], "Preset", list(PRESETS), "lab.preset", "tutorial", help="Each preset fills in the knobs below.")
+    top[0].caption(PRESET_HELP.get(name, ""))
+    base = PRESETS[name]
+    k = lambda field: f"lab.{name}.{field}"  # knobs are per preset: picking a preset shows its values
+
+    default_source = "cifar10" if data.cifar10_present(data_dir) else "shapes"
+    source = _select(top[1], "Data set", list(SOURCES), "lab.source", default_source, format_func=SOURCES.get, radio=True)
+    folder = ""
+    if source == "folder":
+        folder = _text(top[1], "Folder path", "lab.folder", "", placeholder="/path/holding/train/and/test")
+    elif source == "shapes":
+        top[1].caption("Synthetic: ten classes of drawn shapes, made in a second. For demos and offline machines.")
+        if not data.cifar10_present(data_dir):
+            top[1].caption("CIFAR-10 is not downloaded yet: choose it above to download it.")
+    devices = available_devices()
+    device = _select(top[2], "Device", list(devices), "lab.device", "auto", format_func=devices.get)
+
+    c = st.columns(4)
+    model = _select(c[0], "Model", list(models.MODELS), k("model"), base.model)
+    c[0].caption(models.DESCRIPTIONS[model])
+    epochs = _number(c[1], "Epochs", k("epochs"), base.epochs, min_value=1, max_value=MAX_EPOCHS)
+    batch_size = _number(
+        c[2], "Batch size", k("batch_size"), base.batch_size, min_value=1, max_value=MAX_BATCH_SIZE, help="images per step"
+    )
+    lr = _number(c[3], "Learning rate", k("lr"), float(base.lr), step=0.001, format="%.4f")
+    c = st.columns(4)
+    optimizer = _select(c[0], "Optimizer", list(OPTIMIZERS), k("optimizer"), base.optimizer)
+    momentum = _number(c[1], "Momentum", k("momentum"), float(base.momentum), step=0.05, format="%.3f")
+    seed = _number(c[2], "Seed", k("seed"), base.seed or 0, min_value=0, max_value=2**32 - 1, help="same seed, same run")
+    augment = _toggle(c[3], "Augment (crop + flip)", k("augment"), base.augment)
+
+    with st.expander("More knobs"):
+        c = st.columns(4)
+        schedule = _select(c[0], "Schedule", list(SCHEDULES), k("schedule"), base.schedule)
+        warmup = _number(c[1], "Warm-up (fraction)", k("warmup"), float(base.warmup), step=0.05)
+        weight_decay = _number(c[2], "Weight decay", k("wd"), float(base.weight_decay), step=1e-4, format="%.5f")
+        smoothing = _number(c[3], "Label smoothing", k("ls"), float(base.label_smoothing), step=0.05)
+        c = st.columns(4)
+        precision = _select(c[0], "Precision", list(PRECISIONS), k("precision"), base.precision)
+        log_interval = _number(
+            c[1], "Loss report every (steps)", k("log_interval"), base.log_interval, min_value=1, max_value=10**6
+        )
+        max_steps = _number(c[2], "Steps per epoch cap (0 = all)", k("max_steps"), base.max_steps, min_value=0, max_value=10**6)
+        run_name = _text(c[3], "Run name", k("name"), base.name, max_chars=60)
+        c = st.columns(4)
+        channels_last = _toggle(c[0], "channels_last", k("channels_last"), base.channels_last)
+        tta = _toggle(c[1], "Test-time flip", k("tta"), base.tta)
+        compile_ = _toggle(c[2], "torch.compile", k("compile"), base.compile, help="tens of seconds to compile first")
+
+    data_source = f"folder:{folder.strip()}" if source == "folder" else source
+    config = dataclasses.replace(
+        base, model=model, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), optimizer=optimizer,
+        momentum=float(momentum), seed=int(seed), augment=augment, schedule=schedule, warmup=float(warmup),
+        weight_decay=float(weight_decay), label_smoothing=float(smoothing), precision=precision,
+        log_interval=int(log_interval), max_steps=int(max_steps), name=run_name.strip(), channels_last=channels_last,
+        tta=tta, compile=compile_, device=device, data=data_source, data_dir=data_dir,
+    )  # fmt: skip
+    return check(config, data_dir)
+
+
+# Streamlit forgets a widget's value when a page without it is shown; the form keeps its own copy
+# ("lab_keep") and uses it as the widget's default, so the knobs survive a trip to a lesson.
+
+
+def _remember(key: str, value):
+    st.session_state.setdefault("lab_keep", {})[key] = value
+    return value
+
+
+def _default(key: str, fallback):
+    return st.session_state.setdefault("lab_keep", {}).get(key, fallback)
+
+
+def _select(where, label: str, options: list, key: str, fallback, radio: bool = False, **kw):
+    value = _default(key, fallback)
+    index = options.index(value) if value in options else 0
+    widget = where.radio if radio else where.selectbox
+    return _remember(key, widget(label, options, index=index, key=key, **({"horizontal": True} if radio else {}) | kw))
+
+
+def _number(where, label: str, key: str, fallback, **kw):
+    return _remember(key, where.number_input(label, value=_default(key, fallback), key=key, **kw))
+
+
+def _toggle(where, label: str, key: str, fallback: bool, **kw):
+    return _remember(key, where.toggle(label, _default(key, fallback), key=key, **kw))
+
+
+def _text(where, label: str, key: str, fallback: str, **kw):
+    return _remember(key, where.text_input(label, _default(key, fallback), key=key, **kw))
+
+
+def check(config: TrainConfig, data_dir: str) -> tuple[TrainConfig | None, list[str]]:
+    """The config if it can start now, else None and one message per problem."""
+    problems = []
+    try:
+        config.validate()
+    except ConfigError as e:
+        problems.append(str(e))
+    if config.data == "folder:":
+        problems.append("data: type the path of an image folder with train/<class>/ and test/<class>/ inside")
+    elif config.data.startswith("folder:") and (problem := _folder_problem(config.data)):
+        problems.append(f"data: {problem}")
+    elif config.data == "cifar10" and not data.cifar10_present(data_dir):
+        problems.append("data: CIFAR-10 is not downloaded yet: press Download CIFAR-10 below, or pick shapes or an image folder")
+    return (None if problems else config), problems
+
+
+def data_panel(config_source: str, data_dir: str) -> None:
+    """The CIFAR-10 download panel, when CIFAR-10 is chosen and absent."""
+    if config_source == "cifar10" and not data.cifar10_present(data_dir):
+        download.panel(data_dir)

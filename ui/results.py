@@ -1,0 +1,251 @@
+"""A run drawn from its Snapshot: live progress and charts, per-epoch results, gallery, misclassified browser, checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+import torch
+
+from classroom import checkpoints, data
+from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines, evaluate
+from classroom.runs import Snapshot
+from ui import charts, state
+
+POLL_SECONDS = 1.0
+STATUS_ICONS = {
+    "queued": ":material/hourglass_top:",
+    "loading": ":material/downloading:",
+    "running": ":material/directions_run:",
+    "paused": ":material/pause_circle:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/error:",
+    "interrupted": ":material/warning:",
+}  # fmt: skip (markdown icons: they render without an emoji font)
+GALLERY_SIZE = 16
+ZOOM = 3  # 32x32 images drawn 96x96 with crisp pixels
+
+
+def show(run_id: str, key: str) -> None:
+    """The whole run: polled once a second while it is active, drawn once when it has ended."""
+    snap = state.manager().get(run_id)
+    if snap is None:
+        st.warning(f"There is no run {run_id!r} on this server.")
+    elif snap.active:
+        _live(run_id, key)
+    else:
+        view(snap, key)
+        final(snap, key)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _live(run_id: str, key: str) -> None:
+    snap = state.manager().get(run_id)
+    view(snap, key)
+    if not snap.active:
+        st.rerun(scope="app")  # the run ended: redraw once without the poller, with the final results
+
+
+def duration(seconds: float) -> str:
+    """1 h 02 min, 3 min 05 s or 12 s."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def view(snap: Snapshot, key: str) -> None:
+    """Status, controls, progress, loss and accuracy charts, and the latest epoch's results."""
+    status_line(snap)
+    controls(snap, key)
+    progress(snap)
+    left, right = st.columns(2)
+    with left:
+        if snap.losses:
+            st.plotly_chart(charts.loss_figure(snap), key=f"{key}-loss")
+        else:
+            st.caption("The loss chart fills in after the first log interval.")
+    with right:
+        if snap.epochs:
+            st.plotly_chart(charts.accuracy_figure(snap), key=f"{key}-accuracy")
+        else:
+            st.caption("Train and test accuracy appear after the first epoch.")
+    if snap.epochs:
+        epoch_results(snap, key)
+
+
+def status_line(snap: Snapshot) -> None:
+    icon = STATUS_ICONS.get(snap.status, "")
+    c = snap.config
+    text = f"{icon} **{snap.status}** · run `{snap.id}` · {c.model} on {snap.data_label or c.data} · {snap.device}"
+    text += f" · batch {c.batch_size}, lr {c.lr:g}, {c.optimizer}, {c.epochs} epochs"
+    st.markdown(text + (f" · *{c.name}*" if c.name else ""))
+    if snap.message and snap.status != "finished":
+        (st.error if snap.status == "failed" else st.info)(snap.message)
+    if not snap.saved:
+        st.warning("This run's record could not be written to disk: its results live in memory only.")
+
+
+def controls(snap: Snapshot, key: str) -> None:
+    """Pause/Resume and Stop for an active run."""
+    if not snap.active:
+        return
+    mgr = state.manager()
+    c = st.columns([1, 1, 6])
+    if snap.status == "paused":
+        c[0].button("Resume", icon=":material/play_arrow:", key=f"{key}-resume", on_click=mgr.resume, args=(snap.id,))
+    else:
+        disabled = snap.status != "running"
+        c[0].button("Pause", icon=":material/pause:", key=f"{key}-pause", on_click=mgr.pause, args=(snap.id,), disabled=disabled)
+    c[1].button("Stop", icon=":material/stop:", key=f"{key}-stop", on_click=mgr.stop, args=(snap.id,))
+
+
+def progress(snap: Snapshot) -> None:
+    """Queue position, or the progress bar with epoch, step, speed and ETA."""
+    if snap.status == "queued":
+        st.info(f"Waiting for {snap.device}: position {snap.queue_position} in the queue. It starts when the runs ahead end.")
+        return
+    if snap.status == "loading":
+        st.progress(0.0, text=f"Loading the data set {snap.config.data}…")
+        return
+    b = snap.last_batch
+    if b is None:
+        if snap.active:
+            st.progress(0.0, text="Starting: the first numbers arrive after the first log interval…")
+        return
+    text = f"epoch {b['epoch']} of {snap.config.epochs} · step {b['step']:,} of {b['steps_per_epoch']:,}"
+    text += f" · {b['images_per_sec']:,.0f} images/s"
+    if snap.active:
+        text += f" · about {duration(b['eta_seconds'])} left"
+    st.progress(min(snap.progress, 1.0), text=text)
+    c = st.columns(4)
+    c[0].metric("Loss (last interval)", f"{b['loss']:.3f}")
+    c[1].metric("Images per second", f"{b['images_per_sec']:,.0f}")
+    c[2].metric("Training time", duration(b["train_seconds"]))
+    if snap.epochs:
+        e = snap.epochs[-1]
+        delta = f"{100 * (e['test_accuracy'] - snap.epochs[-2]['test_accuracy']):+.1f} pts" if len(snap.epochs) > 1 else None
+        c[3].metric(f"Test accuracy (epoch {e['epoch']})", f"{100 * e['test_accuracy']:.1f} %", delta)
+
+
+def epoch_results(snap: Snapshot, key: str) -> None:
+    """The last epoch's test results: per-class bars and the tutorial's lines, the confusion matrix."""
+    e = snap.epochs[-1]
+    classes = snap.classes or tuple(e["per_class_accuracy"])
+    st.subheader(f"Test results after epoch {e['epoch']}")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(charts.per_class_figure(e["per_class_accuracy"]), key=f"{key}-per-class")
+        st.code("\n".join(confusion_lines(e["confusion"], classes)), language=None)
+    with right:
+        normalised = st.toggle("Row-normalised (fraction of each true class)", key=f"{key}-normalised")
+        st.plotly_chart(charts.confusion_figure(e["confusion"], classes, normalised), key=f"{key}-confusion")
+
+
+def final(snap: Snapshot, key: str) -> None:
+    """After the run: the checkpoint download, the gallery and the misclassified browser."""
+    if (path := state.manager().checkpoint_path(snap.id)) is not None:
+        st.download_button(
+            "Download the trained checkpoint", path.read_bytes(), file_name=f"{snap.id}-{snap.config.model}.pt",
+            mime="application/octet-stream", icon=":material/download:", key=f"{key}-checkpoint", on_click="ignore",
+        )  # fmt: skip
+    if snap.status not in ("finished", "stopped"):
+        return
+    found = state.manager().evaluation(snap.id)
+    if found is None:
+        st.caption("The test-set predictions are not available (no checkpoint, or its data set is missing here).")
+        return
+    evaluation, dataset = found
+    gallery(evaluation, dataset, key)
+    misclassified(evaluation, dataset, key)
+
+
+def _tile(container, evaluation: Evaluation, dataset: data.Dataset, index: int) -> None:
+    """One test image, zoomed, with its true label, the prediction and the top-3 probabilities."""
+    image = dataset.test_x[index].permute(1, 2, 0).numpy()
+    image = np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
+    true, predicted = evaluation.classes[int(evaluation.labels[index])], evaluation.classes[int(evaluation.predictions[index])]
+    container.image(image)
+    if true == predicted:
+        container.markdown(f":green[:material/check:] **{true}**")
+    else:
+        container.markdown(f":red[:material/close: **{predicted}**]  \ntrue: **{true}**")
+    container.caption(" · ".join(f"{name} {p:.0%}" for name, p in evaluation.top_k(index, 3)))
+
+
+def _grid(evaluation: Evaluation, dataset: data.Dataset, indices: list[int], per_row: int = 8) -> None:
+    for start in range(0, len(indices), per_row):
+        columns = st.columns(per_row)
+        for column, index in zip(columns, indices[start : start + per_row]):
+            _tile(column, evaluation, dataset, index)
+
+
+def gallery(evaluation: Evaluation, dataset: data.Dataset, key: str) -> None:
+    """A sample of test images with predictions; wrong ones marked."""
+    st.subheader("Sample test images")
+    if dataset.synthetic:
+        st.caption("These are synthetic shapes, not photos.")
+    draw = st.session_state.get(f"{key}-draw", 0)
+    g = torch.Generator().manual_seed(draw)
+    indices = torch.randperm(len(evaluation.labels), generator=g)[:GALLERY_SIZE].tolist()
+    wrong = sum(int(evaluation.predictions[i] != evaluation.labels[i]) for i in indices)
+    st.caption(f"{len(indices) - wrong} of {len(indices)} right on this draw; overall {100 * evaluation.accuracy:.1f} %.")
+    _grid(evaluation, dataset, indices)
+    if st.button("Show other images", key=f"{key}-redraw", icon=":material/shuffle:"):
+        st.session_state[f"{key}-draw"] = draw + 1
+        st.rerun()
+
+
+def misclassified(evaluation: Evaluation, dataset: data.Dataset, key: str) -> None:
+    """Browse the wrong predictions by (true, predicted) pair, most frequent first."""
+    st.subheader("Misclassified examples")
+    m = evaluation.confusion
+    pairs = sorted(((int(m[t, p]), t, p) for t in range(len(m)) for p in range(len(m)) if t != p and m[t, p]), reverse=True)
+    if not pairs:
+        st.success("No test image was misclassified.")
+        return
+    names = evaluation.classes
+    labels = {(t, p): f"true {names[t]} → predicted {names[p]} ({n} images)" for n, t, p in pairs}
+    pair = st.selectbox("Which mistake", list(labels), format_func=labels.get, key=f"{key}-pair")
+    indices = evaluation.misclassified(*pair).tolist()
+    pages = max(1, -(-len(indices) // GALLERY_SIZE))
+    page = st.number_input("Page", 1, pages, 1, key=f"{key}-page-{pair}") if pages > 1 else 1
+    _grid(evaluation, dataset, indices[(page - 1) * GALLERY_SIZE : page * GALLERY_SIZE])
+
+
+def uploaded_checkpoint(data_dir: str) -> None:
+    """Upload a checkpoint, evaluate it on its data set, show the tutorial's lines and the per-class chart."""
+    upload = st.file_uploader("Evaluate a checkpoint file (.pt)", type=["pt", "pth"], key="lab.upload")
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    digest = hashlib.sha1(raw).hexdigest()
+    cached = st.session_state.get("lab.upload-result")
+    if not cached or cached[0] != digest:
+        try:
+            cached = (digest, *_evaluate_upload(raw, data_dir))
+        except (checkpoints.CheckpointError, data.DataError) as e:
+            st.error(str(e))
+            return
+        st.session_state["lab.upload-result"] = cached
+    _, info, evaluation = cached
+    c = info["config"]
+    st.markdown(f"**{c.model}** trained on **{c.data}** ({c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}).")
+    st.code("\n".join(accuracy_lines(evaluation)), language=None)
+    st.plotly_chart(charts.per_class_figure(evaluation.per_class_accuracy), key="lab-upload-per-class")
+
+
+def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
+    model, info = checkpoints.load(raw)  # weights_only: nothing in the file is executed
+    c = info["config"]
+    with st.spinner(f"Loading {c.data} and evaluating…"):
+        dataset = data.load(c.data, data_dir)
+        if list(dataset.classes) != list(info["classes"]):
+            raise checkpoints.CheckpointError(
+                f"this checkpoint knows the classes {', '.join(info['classes'])}, but {c.data} here has "
+                f"{', '.join(dataset.classes)}: it cannot be evaluated on it"
+            )
+        evaluation = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, c.mean, c.std, tta=c.tta)
+    return info, evaluation

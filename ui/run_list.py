@@ -1,0 +1,76 @@
+"""The runs page's pieces: the table of every run, the pick from ?run=ID, the overlay of several runs."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from classroom.runs import RUN_ID, Snapshot
+from ui import charts
+
+
+def rows(snaps: list[Snapshot]) -> list[dict]:
+    """One table row per run."""
+    out = []
+    for s in snaps:
+        last = s.epochs[-1] if s.epochs else None
+        out.append(
+            {
+                "run": s.id,
+                "status": s.status,
+                "name": s.config.name,
+                "model": s.config.model,
+                "data": s.data_label or s.config.data,
+                "device": s.device,
+                "epochs": f"{len(s.epochs)} / {s.config.epochs}",
+                "batch": s.config.batch_size,
+                "lr": s.config.lr,
+                "test accuracy %": round(100 * last["test_accuracy"], 1) if last else None,
+                "train time (s)": round(last["train_seconds"], 1) if last else None,
+                "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)),
+                "progress": s.progress,
+            }
+        )
+    return out
+
+
+def table(snaps: list[Snapshot]) -> None:
+    st.dataframe(
+        rows(snaps),
+        hide_index=True,
+        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
+    )
+
+
+def pick(snaps: list[Snapshot]) -> str | None:
+    """The run to open: ?run=ID when it names a known run (else a message), or the selectbox's choice; kept in the URL."""
+    ids = [s.id for s in snaps]
+    labels = {s.id: f"{charts.run_label(s)} · {s.status}" for s in snaps}
+    asked = st.query_params.get("run")
+    if asked is not None and asked not in ids:
+        shown = asked[:40] + ("…" if len(asked) > 40 else "")
+        why = "is not a run id" if not RUN_ID.match(asked) else "is not a run on this server"
+        st.warning(f"The link asks for run {shown!r}, which {why}. Pick one below.")
+        asked = None
+    if asked is not None:
+        st.session_state["runs.open"] = asked
+    chosen = st.selectbox("Open a run", ids, format_func=labels.get, key="runs.open", index=None, placeholder="Choose a run")
+    if chosen is not None:
+        st.query_params["run"] = chosen
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+    return chosen
+
+
+def overlay(snaps: list[Snapshot]) -> None:
+    """Loss and test accuracy of several runs on the same axes."""
+    labels = {s.id: charts.run_label(s) for s in snaps}
+    chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="runs.compare", max_selections=8)
+    if not chosen:
+        st.caption("Pick two or more runs to overlay their curves.")
+        return
+    picked = [s for s in snaps if s.id in chosen]
+    left, right = st.columns(2)
+    left.plotly_chart(charts.overlay_loss_figure(picked), key="runs-overlay-loss")
+    right.plotly_chart(charts.overlay_accuracy_figure(picked), key="runs-overlay-accuracy")
