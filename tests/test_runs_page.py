@@ -1,0 +1,93 @@
+"""The runs page: every run from memory and from disk, opened by ?run=ID (validated), overlaid for comparison."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from classroom.config import TrainConfig
+from classroom.runs import RunManager
+from ui import state
+
+TIMEOUT = 60
+QUICK = TrainConfig(data="shapes", batch_size=64, lr=0.02, epochs=2, log_interval=5, max_steps=20, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def earlier_runs(tmp_path_factory):
+    """Two finished runs written to disk by an earlier server process: (folder, ids)."""
+    folder = tmp_path_factory.mktemp("runs")
+    earlier = RunManager(folder)
+    ids = [earlier.submit(QUICK.replace(name=f"run {i}", seed=i)) for i in range(2)]
+    for run_id in ids:
+        assert earlier.wait(run_id, timeout=120).status == "finished"
+    earlier.shutdown()
+    return folder, ids
+
+
+@pytest.fixture
+def runs_dir(earlier_runs, tmp_path, monkeypatch):
+    """The page's manager: a fresh one (as after a restart) that reads the earlier runs back from disk."""
+    folder, ids = earlier_runs
+    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(folder))
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
+    state.manager.clear()
+    yield ids
+    state.manager().shutdown()
+    state.manager.clear()
+
+
+def runs_page(run: str | None = None) -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    if run is not None:
+        at.query_params["run"] = run
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    return at
+
+
+def test_an_empty_server_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(tmp_path / "runs"))
+    state.manager.clear()
+    try:
+        at = runs_page()
+        assert "No runs yet" in at.info[0].value
+    finally:
+        state.manager.clear()
+
+
+def test_runs_from_disk_are_listed_and_one_opens_with_all_its_results(runs_dir):
+    at = runs_page()
+    table = at.dataframe[0].value
+    assert sorted(table["run"]) == sorted(runs_dir) and set(table["status"]) == {"finished"}
+    assert all(0 <= a <= 100 for a in table["test accuracy %"])
+    at.selectbox(key="runs.open").select(runs_dir[0]).run()
+    assert not at.exception
+    assert at.query_params["run"] == runs_dir[0]
+    assert "Test results after epoch 2" in [h.value for h in at.subheader]
+    assert len(at.get("image")) >= 16  # the gallery, recomputed from the checkpoint after the "restart"
+    assert any(d.label == "Download the trained checkpoint" for d in at.download_button)
+
+
+def test_a_link_with_run_id_opens_that_run(runs_dir):
+    at = runs_page(run=runs_dir[1])
+    assert at.selectbox(key="runs.open").value == runs_dir[1]
+    assert any(runs_dir[1] in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("garbage", ["../../etc/passwd", "20990101-000000-abcdef", "<script>"])
+def test_unknown_or_garbage_run_ids_get_a_message(runs_dir, garbage):
+    at = runs_page(run=garbage)
+    assert "Pick one below" in at.warning[0].value
+    assert at.selectbox(key="runs.open").value is None
+
+
+def test_several_runs_overlay_their_curves(runs_dir):
+    at = runs_page()
+    at.multiselect(key="runs.compare").set_value(runs_dir).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    loss = charts[0].proto.spec
+    assert all(run_id in loss for run_id in runs_dir)  # one trace per run, named by its id
