@@ -12,9 +12,16 @@ import time
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 ROLE = "classroom_role"  # st.session_state key: "student" or "instructor" once a token matched
 WRONG_TOKEN_DELAY = 1.0  # seconds; slows guessing and blocks only this session's script thread
+
+# Streamlit runs pages/*.py on their own (no app.py, so no gate) while it still thinks this is an app of the
+# old pages/ folder kind, which it does until some run of app.py has called st.navigation; a closed gate never
+# gets there. Switch that fallback off as early as possible (app.py imports this module before torch), and
+# again on every run in signed_in() because AppTest switches it back on for each run.
+PagesManager.uses_pages_directory = False
 
 
 def class_token() -> str:
@@ -27,9 +34,7 @@ def instructor_token() -> str:
 
 def signed_in() -> bool:
     """True when the visitor may see the app; otherwise draw only the sign-in box and return False."""
-    # Streamlit falls back to running pages/*.py directly (no app.py, no gate) until some run of app.py
-    # has called st.navigation; a closed gate never gets there, so switch that fallback off here.
-    PagesManager.uses_pages_directory = False
+    PagesManager.uses_pages_directory = False  # see above
     if not class_token() or st.session_state.get(ROLE):
         return True
     wrong = False
@@ -39,6 +44,7 @@ def signed_in() -> bool:
         if _grant(given):
             return True
         wrong = True
+    _hide_page_list()
     _sign_in_box(wrong)
     return bool(st.session_state.get(ROLE))
 
@@ -69,6 +75,18 @@ def _grant(given: str) -> bool:
         return False
     st.session_state[ROLE] = role
     return True
+
+
+def _hide_page_list() -> None:
+    """On a cold server this run came through Streamlit's pages/ fallback, which lists every pages/*.py in the
+    sidebar; replace that list with one hidden entry, so the sign-in screen offers no links around the gate."""
+    ctx = get_script_run_ctx()
+    if ctx is not None and len(ctx.pages_manager.get_pages()) > 1:
+        st.navigation([st.Page(_sign_in_page, title="Sign in", default=True)], position="hidden")
+
+
+def _sign_in_page() -> None:
+    """The hidden page that stands in for the app while the gate is closed (never run: app.py stops first)."""
 
 
 def _sign_in_box(wrong: bool) -> None:
