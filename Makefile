@@ -7,9 +7,7 @@ PORT ?= 8501
 .PHONY: run test lint pytest e2e clean
 
 $(BIN)/activate: requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	sh scripts/install-venv.sh $(PYTHON) $(VENV)  # the Dockerfile runs the same script
 	touch $(BIN)/activate
 
 $(VENV)/.dev: $(BIN)/activate requirements-dev.txt
