@@ -5,7 +5,9 @@ import streamlit as st
 from classroom import script
 from classroom.config import ConfigError
 from classroom.runs import RunRefused
-from ui import lab_form, results, state
+from ui import frame, lab_form, results, state
+
+frame.ensure_router()
 
 st.title("Train the CNN")
 st.caption("The CIFAR-10 tutorial's network, trained live in the background: switch pages, the run keeps going.")

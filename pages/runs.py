@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from ui import results, run_list, state
+from ui import frame, results, run_list, state
+
+frame.ensure_router()
 
 st.title("All runs")
 snaps = state.manager().list()

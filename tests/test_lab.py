@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import app
 from classroom import data
+from classroom.config import TrainConfig
 from ui import download, state
 
 TIMEOUT = 60
@@ -161,3 +162,17 @@ def test_the_live_view_shows_progress_and_stop_works(lab_env):
     assert state.manager().wait(run_id, timeout=TIMEOUT).status == "stopped"
     at.run()
     assert not at.exception and button(at, "Start training").disabled is False
+
+
+def test_a_featured_run_is_shown_to_every_session(lab_env):
+    mgr = state.manager()
+    config = TrainConfig(data="shapes", batch_size=64, lr=0.02, epochs=1, max_steps=20, log_interval=5, device="cpu")
+    featured = mgr.submit(config)
+    mgr.wait(featured, timeout=120)
+    mgr.feature(featured)
+    at = open_lab()  # a different session from the one that started it
+    assert any("Featured run" in h.value for h in at.subheader)
+    assert any(featured in m.value for m in at.markdown)
+    mgr.feature(None)
+    at.run()
+    assert not any("Featured run" in h.value for h in at.subheader)

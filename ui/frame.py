@@ -16,6 +16,23 @@ def device_label() -> str:
     return "CPU"
 
 
+def ensure_router() -> None:
+    """Draw the page through app.py's router when Streamlit ran this page file on its own.
+
+    With a pages/ folder beside app.py, the first script run of a fresh server that lands on a page URL
+    (a bookmark, a tab reconnecting after a restart) runs that file alone, Streamlit's old multipage mode:
+    no st.navigation, no sidebar frame, no access gate. Running the router here, in the same script run,
+    keeps the click that caused the run; app.run() comes back here with the old mode off.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        import app
+
+        app.run()
+        st.stop()
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Device: **{device_label()}**")
