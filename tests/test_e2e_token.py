@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser import screenshot, serve, wait_for_app
+from tests.browser import ROOT, screenshot, serve, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -109,3 +109,22 @@ def test_a_page_url_without_the_token_shows_the_sign_in_box(server, page):
     page.goto(f"{server}/runs?token=wrong")
     page.get_by_text("That token is not right").wait_for(timeout=30_000)
     assert_only_sign_in(page)
+
+
+@pytest.mark.xfail(
+    "ensure_router()" not in (ROOT / "pages" / "runs.py").read_text(),
+    strict=True,
+    reason="pages/runs.py does not hand itself to app.py's router (frame.ensure_router) yet",
+)
+def test_a_cold_server_gates_a_page_url_that_is_its_first_request(browser, tmp_path):
+    """Streamlit's pages/ fallback would run pages/runs.py alone on a fresh server; the page hands itself to app.py."""
+    with serve(env={"CLASSROOM_TOKEN": TOKEN, "CLASSROOM_RUNS_DIR": str(tmp_path)}) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/runs")
+            wait_for_sign_in(page)
+            assert_only_sign_in(page)
+            assert page.get_by_text("All runs").count() == 0
+        finally:
+            context.close()
