@@ -23,6 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CLASSROOM_RUNS_DIR=/app/runs \
     CLASSROOM_DATA_DIR=/app/data \
     STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
     STREAMLIT_CLIENT_SHOW_ERROR_DETAILS=type
 
 RUN useradd --create-home --uid 1000 --user-group --shell /usr/sbin/nologin classroom
