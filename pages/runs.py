@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import frame, results, run_list, state
+from ui import frame, instructor, results, run_list, state
 
 frame.ensure_router()
 
@@ -20,6 +20,7 @@ run_list.table(snaps)
 tab_open, tab_compare = st.tabs(["Open a run", "Compare runs"])
 with tab_open:
     if run_id := run_list.pick(snaps):
+        instructor.feature_control(run_id)  # the instructor's button: show this run on every lab page
         results.show(run_id, key="runs")
 with tab_compare:
     run_list.overlay(snaps)
