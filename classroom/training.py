@@ -219,7 +219,8 @@ def train(
     prepare = getattr(model, "prepare", None)
     if prepare is not None:  # data-dependent initialisation (FastCNN's patch-whitening layer)
         with torch.no_grad():
-            prepare(normalize(dataset.train_x[:5000].to(device), config.mean, config.std))
+            sample = dataset.train_x[:: max(1, len(dataset.train_x) // 5000)][:5000]  # strided: every class, not the first
+            prepare(normalize(sample.to(device), config.mean, config.std))
     optimizer = make_optimizer(config, model)
     # The training steps may run a compiled copy (a one-time compilation cost that pays off on GPUs and long
     # runs); evaluation and the checkpoint use the plain module, so saved weights keep their names.
