@@ -80,6 +80,7 @@ class _Run:
     control: Control = field(default_factory=Control)
     evaluation: Evaluation | None = None
     saved: bool = True
+    save_error: str = ""  # why runs/ could not be written, shown beside the run's own message
     thread: threading.Thread | None = None
 
 
@@ -303,7 +304,7 @@ class RunManager:
             write()
         except OSError as e:
             run.saved = False
-            run.message = (run.message + " " if run.message else "") + f"(not saved to {self.runs_dir}: {e.strerror or e})"
+            run.save_error = run.save_error or f"not saved to {self.runs_dir}: {e.strerror or e}"
 
     def _write_json(self, run: _Run, name: str, value: dict) -> None:
         def write():
@@ -341,10 +342,11 @@ class RunManager:
             self._runs[run.id] = run
 
     def _snapshot(self, run: _Run) -> Snapshot:
+        message = " ".join(filter(None, (run.message, run.save_error and f"({run.save_error})")))
         queue = self._queues.get(run.device, ())
         position = list(queue).index(run.id) + 1 if run.status == "queued" and run.id in queue else 0
         return Snapshot(
-            run.id, run.config, run.status, run.message, run.device, run.created, run.started, run.ended, position,
+            run.id, run.config, run.status, message, run.device, run.created, run.started, run.ended, position,
             tuple(run.losses), run.last_batch, tuple(run.epochs), tuple(run.classes), run.data_label,
             run.id == self.featured, run.session, run.saved,
         )  # fmt: skip

@@ -1,6 +1,8 @@
 """Lesson 3: autograd: gradients of a chosen function, a finite-difference check, the graph, gradient descent."""
 
-from ui import lessons, playgrounds
+from ui import frame, lessons, playgrounds
+
+frame.ensure_router()  # a fresh server's first visit to this URL runs the file alone: go through app.py's gate
 
 lessons.render(
     "03_autograd",

@@ -1,6 +1,8 @@
 """Lesson 5: the tutorial Net layer by layer on a real image; filters, feature maps, your own image's top-3."""
 
-from ui import cnn, lessons
+from ui import cnn, frame, lessons
+
+frame.ensure_router()  # a fresh server's first visit to this URL runs the file alone: go through app.py's gate
 
 lessons.render(
     "05_cnn",
