@@ -15,18 +15,27 @@ LESSONS = [
 ]
 
 
-def run() -> None:
-    st.set_page_config(page_title="Torch Classroom", page_icon=":material/local_fire_department:", layout="wide")
-    if not access.signed_in():
-        st.stop()
-    pages = {
+def pages() -> dict[str, list[st.Page]]:
+    """The app's pages by section, lesson 1 first."""
+    return {
         "Lessons": [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(LESSONS)],
         "Lab": [st.Page("pages/lab.py", title="Train the CNN", icon=":material/science:")],
         "Runs": [st.Page("pages/runs.py", title="All runs", icon=":material/monitoring:")],
     }
-    page = st.navigation(pages)
+
+
+def run() -> None:
+    st.set_page_config(page_title="Torch Classroom", page_icon=":material/local_fire_department:", layout="wide")
+    signed_in = access.signed_in()
+    # Behind a closed gate the pages are still routed (so a link to /runs is not "not found" and opens /runs
+    # once the token is given) but hidden, and none of them runs.
+    page = st.navigation(pages(), position="sidebar" if signed_in else "hidden")
+    if not signed_in:
+        access.sign_in_box()
+        st.stop()
     frame.sidebar()
-    page.run()
+    with frame.routing():
+        page.run()
 
 
 if __name__ == "__main__":

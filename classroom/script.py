@@ -10,7 +10,7 @@ from classroom.config import TrainConfig
 
 # The classes each model needs, in the order they must be defined; their source is copied from classroom.models,
 # so the script trains the very architecture the lab trains.
-MODEL_SOURCES = {"net": ("Net",), "wide-net": ("Net", "WideNet"), "fast-cnn": ("ConvBlock", "FastCNN")}
+MODEL_SOURCES = {"net": ("Net",), "wide-net": ("Net", "WideNet"), "fast-cnn": ("_norm", "_identity_init", "ConvBlock", "FastCNN")}
 MODEL_CALLS = {"net": "Net()", "wide-net": "WideNet()", "fast-cnn": "FastCNN(num_classes=num_classes)"}
 
 

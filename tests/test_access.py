@@ -150,6 +150,8 @@ def feature_page():
 
     if access.signed_in():
         instructor.feature_control("20260101-000000-abcdef")
+    else:
+        access.sign_in_box()
 
 
 def feature_buttons(**query) -> list[str]:

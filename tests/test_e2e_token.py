@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser import ROOT, screenshot, serve, wait_for_app
+from tests.browser import screenshot, serve, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -111,11 +111,6 @@ def test_a_page_url_without_the_token_shows_the_sign_in_box(server, page):
     assert_only_sign_in(page)
 
 
-@pytest.mark.xfail(
-    "ensure_router()" not in (ROOT / "pages" / "runs.py").read_text(),
-    strict=True,
-    reason="pages/runs.py does not hand itself to app.py's router (frame.ensure_router) yet",
-)
 def test_a_cold_server_gates_a_page_url_that_is_its_first_request(browser, tmp_path):
     """Streamlit's pages/ fallback would run pages/runs.py alone on a fresh server; the page hands itself to app.py."""
     with serve(env={"CLASSROOM_TOKEN": TOKEN, "CLASSROOM_RUNS_DIR": str(tmp_path)}) as url:
@@ -126,5 +121,8 @@ def test_a_cold_server_gates_a_page_url_that_is_its_first_request(browser, tmp_p
             wait_for_sign_in(page)
             assert_only_sign_in(page)
             assert page.get_by_text("All runs").count() == 0
+            submit(page, TOKEN)
+            wait_for_app_frame(page)
+            page.get_by_role("heading", name="All runs").wait_for(timeout=30_000)  # the page the link asked for
         finally:
             context.close()

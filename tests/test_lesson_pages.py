@@ -32,12 +32,18 @@ def no_runs(monkeypatch, tmp_path):
     """An empty runs list and no CIFAR-10: lessons must work on a fresh, offline server."""
     from ui import state
 
-    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [], checkpoint_path=lambda _: None))
+    monkeypatch.setattr(state, "manager", lambda: fake_manager([], None))
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
 
 
+def fake_manager(runs: list, checkpoint) -> SimpleNamespace:
+    """What the lessons and the sidebar ask of the RunManager: its runs, a checkpoint, this session's run."""
+    return SimpleNamespace(list=lambda: runs, checkpoint_path=lambda _: checkpoint, active_run=lambda _: None)
+
+
 def page(path: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page(path).run()  # through app.py's router, as a browser gets it
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]  # a lesson block that raised shows st.error
     return at
@@ -138,7 +144,7 @@ def test_lesson_5_uses_the_latest_trained_checkpoint(monkeypatch, tmp_path):
     run = SimpleNamespace(
         id="20260101-000000-abcdef", status="finished", config=TrainConfig(), epochs=({}, {}), data_label="shapes (synthetic)"
     )
-    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [run], checkpoint_path=lambda _: path))
+    monkeypatch.setattr(state, "manager", lambda: fake_manager([run], path))
     at = page("pages/lesson_5_cnn.py")
     at.radio(key="cnn_weights").set_value("latest trained checkpoint").run()
     assert any("20260101-000000-abcdef" in c.value for c in at.caption) and not at.warning

@@ -12,9 +12,9 @@ import time
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 ROLE = "classroom_role"  # st.session_state key: "student" or "instructor" once a token matched
+WRONG_LINK = "classroom_wrong_link"  # st.session_state key: the link's token was wrong, say so in the box
 WRONG_TOKEN_DELAY = 1.0  # seconds; slows guessing and blocks only this session's script thread
 
 # Streamlit runs pages/*.py on their own (no app.py, so no gate) while it still thinks this is an app of the
@@ -33,20 +33,17 @@ def instructor_token() -> str:
 
 
 def signed_in() -> bool:
-    """True when the visitor may see the app; otherwise draw only the sign-in box and return False."""
+    """True when the visitor may see the app: no token is set, this session gave it, or the link carries it."""
     PagesManager.uses_pages_directory = False  # see above
     if not class_token() or st.session_state.get(ROLE):
         return True
-    wrong = False
     if "token" in st.query_params:
         given = st.query_params["token"]
         del st.query_params["token"]  # out of the address bar, the history and the projector
         if _grant(given):
             return True
-        wrong = True
-    _hide_page_list()
-    _sign_in_box(wrong)
-    return bool(st.session_state.get(ROLE))
+        st.session_state[WRONG_LINK] = True
+    return False
 
 
 def is_instructor() -> bool:
@@ -77,19 +74,9 @@ def _grant(given: str) -> bool:
     return True
 
 
-def _hide_page_list() -> None:
-    """On a cold server this run came through Streamlit's pages/ fallback, which lists every pages/*.py in the
-    sidebar; replace that list with one hidden entry, so the sign-in screen offers no links around the gate."""
-    ctx = get_script_run_ctx()
-    if ctx is not None and len(ctx.pages_manager.get_pages()) > 1:
-        st.navigation([st.Page(_sign_in_page, title="Sign in", default=True)], position="hidden")
-
-
-def _sign_in_page() -> None:
-    """The hidden page that stands in for the app while the gate is closed (never run: app.py stops first)."""
-
-
-def _sign_in_box(wrong: bool) -> None:
+def sign_in_box() -> None:
+    """The only thing a visitor without the token sees; a right token reruns the app in its place."""
+    wrong = st.session_state.pop(WRONG_LINK, False)
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
         st.title(":material/local_fire_department: Torch Classroom")

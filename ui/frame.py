@@ -1,5 +1,8 @@
 """The sidebar every page shares: device, data set, this session's run."""
 
+import contextlib
+import threading
+
 import streamlit as st
 import torch
 
@@ -22,15 +25,26 @@ def ensure_router() -> None:
     With a pages/ folder beside app.py, the first script run of a fresh server that lands on a page URL
     (a bookmark, a tab reconnecting after a restart) runs that file alone, Streamlit's old multipage mode:
     no st.navigation, no sidebar frame, no access gate. Running the router here, in the same script run,
-    keeps the click that caused the run; app.run() comes back here with the old mode off.
+    keeps the click that caused the run; app.run() runs this page again, inside routing().
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
+    if not getattr(_router, "active", False):
         import app
 
         app.run()
         st.stop()
+
+
+@contextlib.contextmanager
+def routing():
+    """Mark this script thread as running a page through app.py's router (see ensure_router)."""
+    _router.active = True
+    try:
+        yield
+    finally:
+        _router.active = False
+
+
+_router = threading.local()  # one script thread per session run: the flag is this run's alone
 
 
 def sidebar() -> None:
