@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from classroom import checkpoints, data
 from classroom.config import ConfigError, TrainConfig
 from classroom.evaluation import Evaluation, evaluate
@@ -265,6 +267,9 @@ class RunManager:
             status, message = "failed", str(e)
         except Exception as e:  # anything else still ends the run with a message and frees the slot
             status, message = "failed", f"{type(e).__name__}: {e}"
+        result = None  # the model and its optimizer state: let their device memory go before the slot opens
+        if run.device.startswith("cuda"):
+            torch.cuda.empty_cache()  # hand the freed blocks back, for the next run and the lessons' timings
         with self._lock:
             self._active[run.device] -= 1
             self._finish(run, status, message)

@@ -14,7 +14,8 @@ if not snaps:
     st.stop()
 
 active = sum(s.active for s in snaps)
-st.caption(f"{len(snaps)} runs, {active} going now. Runs from before a server restart are read back from disk.")
+runs = f"{len(snaps)} run" + "s" * (len(snaps) != 1)
+st.caption(f"{runs}, {active} going now. Runs from before a server restart are read back from disk.")
 run_list.table(snaps)
 
 tab_open, tab_compare = st.tabs(["Open a run", "Compare runs"])

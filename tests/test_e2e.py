@@ -124,3 +124,34 @@ def test_train_live_in_the_browser(browser, tmp_path):
         no_exception(page, "runs page")
         assert page.get_by_text("Sample test images").count() > 0
         screenshot(page, "e2e-runs")
+
+
+def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
+    """A student closes the tab mid-run: the run trains on, and a new tab (a new session) watches it finish."""
+    runs = tmp_path / "runs"
+    env = {"CLASSROOM_RUNS_DIR": str(runs), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
+    env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = "none"
+    with serve(env) as url:
+        first = browser.new_page(viewport={"width": 1400, "height": 2200})
+        first.goto(f"{url}/lab")
+        settle(first)
+        set_number(first, "Epochs", 4)
+        set_number(first, "Batch size", 32)
+        first.get_by_text("More knobs").click()
+        set_number(first, "Loss report every (steps)", 10)
+        set_number(first, "Steps per epoch cap (0 = all)", 150)
+        first.get_by_role("button", name="Start training").click()
+        wait_until(lambda: first.evaluate(POINTS, "Training loss") > 0, 60, "the first loss points")
+        first.close()  # the tab goes, and its session with it
+
+        run_id = next(runs.iterdir()).name
+        second = browser.new_page(viewport={"width": 1400, "height": 2200})
+        second.goto(f"{url}/runs?run={run_id}")
+        seen = wait_until(lambda: max(second.evaluate(POINTS, "Training loss"), 0), 60, "the run on the runs page")
+        wait_until(lambda: second.evaluate(POINTS, "Training loss") > seen, 60, "the run going on after its tab closed")
+        wait_until(lambda: second.get_by_text("Sample test images").count() > 0, 120, "the run to finish")
+        settle(second)
+        no_exception(second, "runs page after the closed tab's run")
+        assert second.evaluate(POINTS, "Training loss") == 4 * 150 // 10
+        assert second.evaluate(POINTS, "Test accuracy per class") == 10
+        screenshot(second, "e2e-closed-tab-run-finished")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import app
 from classroom import data
-from classroom.config import TrainConfig
+from classroom.config import MAX_BATCH_SIZE, MAX_EPOCHS, TrainConfig
 from ui import download, state
 
 TIMEOUT = 60
@@ -100,6 +100,61 @@ def test_the_form_explains_invalid_settings_before_start(lab_env, tmp_path):
     assert "is not a folder" in errors(at) and button(at, "Start training").disabled is True
     at.radio(key="lab.source").set_value("shapes").run()
     assert not at.error and button(at, "Start training").disabled is False
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lr", 10.5, "lr: must be above 0.0 and at most 10.0"),
+        ("lr", -1.0, "lr: must be above 0.0"),
+        ("momentum", 1.0, "momentum: must be at least 0.0 and at most 0.9999"),
+        ("momentum", -0.5, "momentum:"),
+        ("warmup", 1.5, "warmup:"),
+        ("wd", 2.0, "weight_decay:"),
+        ("ls", 0.6, "label_smoothing:"),
+    ],
+)
+def test_a_field_past_its_limit_is_explained_and_blocks_start(lab_env, field, value, message):
+    """The fields with no hard bounds in the widget: the page names the field and what it accepts."""
+    at = open_lab()
+    at.number_input(key=f"lab.tutorial.{field}").set_value(value).run()
+    assert not at.exception and message in errors(at)
+    assert button(at, "Start training").disabled is True
+
+
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_every_bounded_field_accepts_its_limits(lab_env, end):
+    """The widgets with bounds refuse anything past them in the browser; at the bounds the run may start."""
+    limits = {
+        "epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH_SIZE), "seed": (0, 2**32 - 1),
+        "log_interval": (1, 10**6), "max_steps": (0, 10**6), "lr": (1e-4, 10.0), "momentum": (0.0, 0.9999),
+        "warmup": (0.0, 1.0), "wd": (0.0, 1.0), "ls": (0.0, 0.5),
+    }  # fmt: skip
+    at = open_lab()
+    for field, bounds in limits.items():
+        at.number_input(key=f"lab.tutorial.{field}").set_value(bounds[end == "high"])
+    at.text_input(key="lab.tutorial.name").input("x" * 60)
+    at.run()
+    assert not at.exception and not at.error
+    assert button(at, "Start training").disabled is False
+
+
+@pytest.mark.parametrize("folder", ["../../etc", "/dev/null", "a\x00b", " ", "~/" + "deep/" * 200])
+def test_a_garbage_folder_path_is_explained(lab_env, folder):
+    at = open_lab()
+    at.radio(key="lab.source").set_value("folder").run()
+    at.text_input(key="lab.folder").input(folder).run()
+    assert not at.exception and "data:" in errors(at)
+    assert button(at, "Start training").disabled is True
+
+
+def test_garbage_url_parameters_change_nothing(lab_env):
+    garbage = {"run": "../../etc/passwd", "token": "' OR 1=1", "page": "<script>alert(1)</script>", "x": "\x00" * 3}
+    for path in [p for p, _, _ in app.LESSONS] + ["pages/lab.py", "pages/runs.py"]:
+        at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+        at.query_params.update(garbage)
+        at.switch_page(path).run()
+        assert not at.exception, (path, [e.value for e in at.exception])
 
 
 def test_a_lesson_can_preselect_a_preset(lab_env):

@@ -123,6 +123,18 @@ def test_one_active_run_per_session(tmp_path, managers):
     assert manager.active_run("alice") is None
 
 
+def test_a_session_whose_run_is_queued_cannot_start_another(tmp_path, held_loader, managers):
+    manager = managers(tmp_path, max_per_device=1, max_queue=16)
+    ahead = manager.submit(TINY)  # holds the device slot
+    mine = manager.submit(TINY, session="alice")
+    assert manager.get(mine).status == "queued"
+    with pytest.raises(RunRefused, match=f"you already have a run going \\({mine}\\)"):
+        manager.submit(TINY, session="alice")
+    held_loader.set()
+    assert [manager.wait(i, 60).status for i in (ahead, mine)] == ["finished", "finished"]
+    assert len(manager.list()) == 2  # the refused click left nothing behind
+
+
 def test_many_sessions_submit_at_once_and_every_run_ends(tmp_path, held_loader, managers, monkeypatch):
     """24 students click Start together: 2 run, 16 wait, 6 are told the class is busy; nothing is lost."""
     from classroom import runs
