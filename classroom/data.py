@@ -53,27 +53,33 @@ class Dataset:
 
 
 _cache: dict[tuple[str, str], Dataset] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # held for a dict access, never for a load
+_loading = threading.Lock()  # held while a data set is read or made
 
 
 def load(source: str, data_dir: str | os.PathLike = "data", progress: Progress | None = None) -> Dataset:
     """The data set for a source string, decoded once per process and shared by every run."""
     key = (source, str(Path(data_dir).resolve()))
-    with _cache_lock:  # one loader at a time: thirty students clicking Start decode CIFAR-10 once
+    with _cache_lock:
+        if key in _cache:  # a cached set never waits behind another set's load
+            return _cache[key]
+    with _loading:  # one loader at a time: thirty students clicking Start decode CIFAR-10 once
         if key not in _cache:
             if source == "shapes":
-                _cache[key] = make_shapes()
+                dataset = make_shapes()
             elif source == "cifar10":
-                _cache[key] = load_cifar10(Path(data_dir))
+                dataset = load_cifar10(Path(data_dir))
             elif source.startswith("folder:") and len(source) > 7:
-                _cache[key] = load_folder(Path(source[7:]).expanduser(), Path(data_dir), progress)
+                dataset = load_folder(Path(source[7:]).expanduser(), Path(data_dir), progress)
             else:
                 raise DataError(f"unknown data source {source!r}: use cifar10, shapes or folder:PATH")
+            with _cache_lock:
+                _cache[key] = dataset
         return _cache[key]
 
 
 def loaded() -> list[Dataset]:
-    """The data sets this process holds in memory now."""
+    """The data sets this process holds in memory now; never waits for a load in progress (every sidebar asks)."""
     with _cache_lock:
         return list(_cache.values())
 

@@ -4,6 +4,8 @@ import hashlib
 import io
 import pickle
 import tarfile
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -34,6 +36,29 @@ def test_shapes_is_deterministic_labelled_and_synthetic():
 def test_load_keeps_one_copy_per_process(tmp_path):
     assert data.load("shapes", tmp_path) is data.load("shapes", tmp_path)
     assert len(data.loaded()) == 1
+
+
+def test_a_slow_load_holds_up_no_one_else(tmp_path, monkeypatch):
+    """The first CIFAR-10 decode takes a while: every page's sidebar and every run on a loaded set go on meanwhile."""
+    shapes = data.load("shapes", tmp_path)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_folder(*args):
+        started.set()
+        release.wait(30)
+        return shapes
+
+    monkeypatch.setattr(data, "load_folder", slow_folder)
+    loader = threading.Thread(target=data.load, args=(f"folder:{tmp_path}", tmp_path))
+    loader.start()
+    try:
+        assert started.wait(10)
+        begin = time.monotonic()
+        assert shapes in data.loaded() and data.load("shapes", tmp_path) is shapes
+        assert time.monotonic() - begin < 1
+    finally:
+        release.set()
+        loader.join()
 
 
 def test_unknown_source_is_refused(tmp_path):

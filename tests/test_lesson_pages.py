@@ -136,6 +136,17 @@ def test_lesson_5_untrained_by_default_upload_and_refusals():
     assert "empty" in at.error[0].value
 
 
+def test_an_uploaded_file_name_never_becomes_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the server's working directory: nothing may appear in it or above it
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    at = page("pages/lesson_5_cnn.py")
+    at.file_uploader(key="cnn_upload").set_value(("../evil.png", _png(), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "cnn_upload_top3" in [c.key for c in at.get("plotly_chart")]  # decoded in memory and classified
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["work"]
+
+
 def test_lesson_5_uses_the_latest_trained_checkpoint(monkeypatch, tmp_path):
     from ui import state
 
@@ -150,14 +161,20 @@ def test_lesson_5_uses_the_latest_trained_checkpoint(monkeypatch, tmp_path):
     assert any("20260101-000000-abcdef" in c.value for c in at.caption) and not at.warning
 
 
-def test_lesson_6_times_once_per_session_and_remeasures_on_request():
+def test_lesson_6_times_once_for_the_class_and_remeasures_on_request(monkeypatch):
+    from classroom import timing
+    from ui import devices
+
+    devices._class_measurement.clear()
+    calls, real_measure = [], timing.measure
+    monkeypatch.setattr(timing, "measure", lambda **kw: calls.append(kw) or real_measure(**kw))
     at = page("pages/lesson_6_devices.py")
-    first = at.session_state["timings"]
-    assert {r.model for r in first} == {"Net", "WideNet"} and any("Net handles" in m.value for m in at.markdown)
+    assert any("Net handles" in m.value for m in at.markdown) and any("Measured" in c.value for c in at.caption)
     at.run()
-    assert at.session_state["timings"] is first  # cached for the session: no re-measuring on every rerun
+    page("pages/lesson_6_devices.py")  # a second student
+    assert len(calls) == 1  # one measurement serves every session, however many reruns
     at.button(key="timing_again").click().run()
-    assert at.session_state["timings"] is not first
+    assert len(calls) == 2 and {r.model for r in at.session_state["timings"][1]} == {"Net", "WideNet"}
     at.button(key="widen_time").click().run()
     assert at.session_state["widen_history"][0]["ms per step"] > 0
 
