@@ -71,7 +71,6 @@ def wait_until(predicate, timeout: float, what: str):
 
 def test_train_live_in_the_browser(browser, tmp_path):
     env = {"CLASSROOM_RUNS_DIR": str(tmp_path / "runs"), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
-    env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = "none"  # nothing to reload; watching the tree costs CPU
     with serve(env) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.goto(url)
@@ -130,7 +129,6 @@ def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
     """A student closes the tab mid-run: the run trains on, and a new tab (a new session) watches it finish."""
     runs = tmp_path / "runs"
     env = {"CLASSROOM_RUNS_DIR": str(runs), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
-    env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = "none"
     with serve(env) as url:
         first = browser.new_page(viewport={"width": 1400, "height": 2200})
         first.goto(f"{url}/lab")
