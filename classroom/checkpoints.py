@@ -6,7 +6,6 @@ import io
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -68,7 +67,8 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
         if wanted:  # the file asks to import a function or class: refused, never run
             raise CheckpointError(f"{name} was refused: it asks to load code ({wanted.group(1)}), not just weights") from None
         raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (not weights and plain data)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # garbage fails the weights-only unpickler in many ways (KeyError, IndexError,
+        # struct.error...): none of them ran anything, and each means the same to the user
         raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (truncated or not one): {_first_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{name} is a PyTorch file but not a Torch Classroom checkpoint")

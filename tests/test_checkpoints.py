@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -58,7 +59,8 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     "blob, message",
     [
         (b"", "empty"),
-        (os.urandom(4096), "not a readable PyTorch checkpoint"),
+        *[(random.Random(seed).randbytes(4096), "not a readable PyTorch checkpoint") for seed in range(40)],
+        (b"PK\x03\x04" + bytes(200), "not a readable PyTorch checkpoint"),  # a zip header, then nothing
     ],
 )
 def test_garbage_is_refused(blob, message):
