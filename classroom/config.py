@@ -135,8 +135,10 @@ PRESETS: dict[str, TrainConfig] = {
     # at batch 4 each op is tiny and a second OpenMP thread only adds hand-off cost (2.5x slower measured on
     # a busy 2-core machine, BENCHMARKS.md); it changes nothing but speed.
     "tutorial": TrainConfig(threads=1),
-    # The same Net, trained the fast way: batch 128 with a linear warm-up / decay and Nesterov momentum, one
-    # thread and channels_last (fastest measured for this small net on a shared 2-core CPU, BENCHMARKS.md).
+    # The same Net, trained the fast way: batch 128 with a linear warm-up / decay and Nesterov momentum, and
+    # channels_last. Torch's own thread count (every core): on a quiet 2-core machine two threads train it in
+    # 8-9 s against 15-16 s for one; only under heavy contention from other processes did one thread win
+    # (BENCHMARKS.md). A classroom server runs one run per device at a time by default.
     "tutorial-fast": TrainConfig(
         batch_size=128,
         lr=0.1,
@@ -147,7 +149,6 @@ PRESETS: dict[str, TrainConfig] = {
         log_interval=50,
         precision="fp32",
         channels_last=True,
-        threads=1,
     ),
     # airbench-style recipe (see FastCNN): the airbench94 hyperparameters translated to a mean loss at batch 512:
     # lr 0.75 (0.0015 per image), Nesterov momentum 0.85, weight decay 1.3e-3 (coupled to the lr), label
