@@ -30,7 +30,16 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--data", default=f"folder:{JPEG_FOLDER}", help="data source for classroom.data.load")
     p.add_argument("--data-dir", default="/tmp/bench-data", help="decoded cache (keep it out of the repo)")
     p.add_argument("--json-out", default="", help="also write the results to this JSON file")
+    p.add_argument("--set", action="append", default=[], help="FIELD=VALUE: change one preset field (repeatable)")
     return p
+
+
+def with_changes(config, items: list[str]):
+    """The config with --set FIELD=VALUE changes applied, each value parsed as the field's type."""
+    for item in items:  # e.g. --set batch_size=256 --set lr=0.2: try a variation of the preset
+        key, value = item.split("=", 1)
+        config = config.replace(**{key: type(getattr(config, key))(value)})
+    return config
 
 
 def load(args) -> data.Dataset:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from common import dump, load, lossless_check, machine, parser, peak_rss_mb
+from common import dump, load, lossless_check, machine, parser, peak_rss_mb, with_changes
 
 from classroom.config import preset
 from classroom.evaluation import accuracy_lines
@@ -36,7 +36,7 @@ def main() -> None:
         changes["precision"] = args.precision
     if args.channels_last >= 0:
         changes["channels_last"] = bool(args.channels_last)
-    config = preset(args.preset, **changes)
+    config = with_changes(preset(args.preset, **changes), args.set)
     cpu0, wall0 = time.process_time(), time.perf_counter()
 
     def report(event):

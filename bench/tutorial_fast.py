@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from common import dump, load, lossless_check, machine, parser, peak_rss_mb
+from common import dump, load, lossless_check, machine, parser, peak_rss_mb, with_changes
 from tutorial import tutorial_loop
 
 from classroom.config import preset
@@ -26,9 +26,7 @@ def ours(args, dataset) -> dict:
     config = preset(args.preset, data=args.data, data_dir=args.data_dir)
     if args.epochs:
         config = config.replace(epochs=args.epochs)
-    for item in args.set:  # e.g. --set batch_size=256 --set lr=0.2: try a variation of the preset
-        key, value = item.split("=", 1)
-        config = config.replace(**{key: type(getattr(config, key))(value)})
+    config = with_changes(config, args.set)
 
     def report(event):
         if isinstance(event, EpochEnd):
@@ -53,7 +51,6 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--preset", default="tutorial-fast")
     p.add_argument("--epochs", type=int, default=0, help="override the preset's epochs")
-    p.add_argument("--set", action="append", default=[], help="FIELD=VALUE: change one preset field (repeatable)")
     p.add_argument("--reference-epochs", type=int, default=1)
     p.add_argument("--reference-data", choices=("folder", "memory"), default="folder")
     p.add_argument("--reference-json", default="", help="reuse the reference of a bench/tutorial.py --json-out file")

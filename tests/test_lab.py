@@ -163,7 +163,7 @@ def test_a_lesson_can_preselect_a_preset(lab_env):
     at.switch_page("pages/lab.py").run()
     assert at.selectbox(key="lab.preset").value == "fast-cnn"
     assert at.selectbox(key="lab.fast-cnn.model").value == "fast-cnn"
-    assert at.number_input(key="lab.fast-cnn.batch_size").value == 512
+    assert at.number_input(key="lab.fast-cnn.batch_size").value == 256
 
 
 def test_show_the_code_follows_the_form(lab_env):
