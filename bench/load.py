@@ -107,7 +107,10 @@ def student(port: int, index: int, args, renders: list, polls: list, outcomes: l
         renders.append((time.time(), "/", session.open()))
         renders.append((time.time(), "lab", session.open("lab")))
         if index < args.runs:
-            knobs = (
+            preset = (WidgetState(id=session.widgets["Preset"], string_value=args.preset),)
+            if args.preset != "tutorial":  # each preset has its own knobs: show them first
+                renders.append((time.time(), "lab", session.open("lab", preset)))
+            knobs = preset + (
                 WidgetState(id=session.widgets["Epochs"], int_value=1),
                 WidgetState(id=session.widgets["Steps per epoch cap (0 = all)"], int_value=args.steps),
                 WidgetState(id=session.widgets["Start training"], trigger_value=True),
@@ -202,6 +205,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sessions", type=int, default=30, help="browser sessions at once")
     p.add_argument("--runs", type=int, default=30, help="how many of them start a run (tutorial preset on shapes)")
+    p.add_argument("--preset", default="tutorial", help="the lab preset each run starts from")
     p.add_argument("--steps", type=int, default=150, help="training steps per run (one epoch, capped)")
     p.add_argument("--pages", type=int, default=12, help="pages each session opens after starting its run")
     p.add_argument("--think", type=float, nargs=2, default=(1.0, 4.0), help="seconds a student stays on a page")
