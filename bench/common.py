@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/x.py` from the repo root
 
 from classroom import data  # noqa: E402
+from classroom.config import ConfigError  # noqa: E402
 from classroom.evaluation import evaluate  # noqa: E402
 
 JPEG_FOLDER = "/work/shared/data/cifar10-jpg"
@@ -37,8 +38,13 @@ def parser(description: str) -> argparse.ArgumentParser:
 def with_changes(config, items: list[str]):
     """The config with --set FIELD=VALUE changes applied, each value parsed as the field's type."""
     for item in items:  # e.g. --set batch_size=256 --set lr=0.2: try a variation of the preset
-        key, value = item.split("=", 1)
-        config = config.replace(**{key: type(getattr(config, key))(value)})
+        key, _, value = item.partition("=")
+        if key not in config.to_dict():
+            raise SystemExit(f"--set {item}: {key!r} is not a TrainConfig field")
+        try:
+            config = config.replace(**{key: type(getattr(config, key))(value)})
+        except (ValueError, ConfigError) as e:
+            raise SystemExit(f"--set {item}: {e}") from None
     return config
 
 

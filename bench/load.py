@@ -165,16 +165,17 @@ def start_server(port: int, workdir: Path, args, options: list[str]) -> subproce
     for option in options:  # e.g. runner.postScriptGC=true, to measure a setting against .streamlit/config.toml
         name, _, value = option.partition("=")
         command += [f"--{name}", value]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = workdir / "server.log"  # a file, not a pipe: an unread pipe fills up and stalls the server's logging
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 60
-    while time.time() < deadline:
+    while time.time() < deadline and server.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
                 return server
         except OSError:
             time.sleep(0.3)
     server.kill()
-    raise SystemExit(f"the server did not answer on port {port} within 60 s: {server.stderr.read()[-2000:]}")
+    raise SystemExit(f"the server did not start on port {port}: {log.read_text()[-2000:].strip()}")
 
 
 def run_records(runs_dir: Path) -> list[dict]:

@@ -11,17 +11,10 @@ import os
 import time
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 ROLE = "classroom_role"  # st.session_state key: "student" or "instructor" once a token matched
 WRONG_LINK = "classroom_wrong_link"  # st.session_state key: the link's token was wrong, say so in the box
 WRONG_TOKEN_DELAY = 1.0  # seconds; slows guessing and blocks only this session's script thread
-
-# Streamlit runs pages/*.py on their own (no app.py, so no gate) while it still thinks this is an app of the
-# old pages/ folder kind, which it does until some run of app.py has called st.navigation; a closed gate never
-# gets there. Switch that fallback off as early as possible (app.py imports this module before torch), and
-# again on every run in signed_in() because AppTest switches it back on for each run.
-PagesManager.uses_pages_directory = False
 
 
 def class_token() -> str:
@@ -34,7 +27,6 @@ def instructor_token() -> str:
 
 def signed_in() -> bool:
     """True when the visitor may see the app: no token is set, this session gave it, or the link carries it."""
-    PagesManager.uses_pages_directory = False  # see above
     if not class_token() or st.session_state.get(ROLE):
         return True
     if "token" in st.query_params:
