@@ -41,8 +41,12 @@ def with_changes(config, items: list[str]):
         key, _, value = item.partition("=")
         if key not in config.to_dict():
             raise SystemExit(f"--set {item}: {key!r} is not a TrainConfig field")
+        kind = type(getattr(config, key))
+        if kind is bool and value.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"--set {item}: {key} takes true or false")
         try:
-            config = config.replace(**{key: type(getattr(config, key))(value)})
+            parsed = value.lower() in ("true", "1") if kind is bool else kind(value)
+            config = config.replace(**{key: parsed})
         except (ValueError, ConfigError) as e:
             raise SystemExit(f"--set {item}: {e}") from None
     return config

@@ -44,7 +44,8 @@ def main() -> None:
             cpu = time.process_time() - cpu0
             wall = time.perf_counter() - wall0
             print(
-                f"epoch {event.epoch}/{event.epochs}: test {100 * event.test_accuracy:.2f} %, train {event.train_seconds:.0f} s "
+                f"epoch {event.epoch}/{event.epochs}: test {100 * event.test_accuracy:.2f} % "
+                f"(train batches {100 * event.train_accuracy:.1f} %), train {event.train_seconds:.0f} s "
                 f"wall, {cpu:.0f} CPU-s so far (wall incl. eval {wall:.0f} s)",
                 flush=True,
             )

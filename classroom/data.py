@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 IMAGE_SIZE = 32  # every model here takes 32x32 RGB, like CIFAR-10
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # the tutorial's names
@@ -319,19 +318,32 @@ def _normalize_constants(mean: tuple, std: tuple, device: torch.device) -> tuple
     return shift, scale
 
 
-def random_crop_flip(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """RandomCrop(32, padding=pad) + RandomHorizontalFlip for a whole batch in one gather."""
+def random_crop_flip(
+    x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None, flip: torch.Tensor | None = None
+) -> torch.Tensor:
+    """RandomCrop(size, padding=pad, padding_mode="reflect") + RandomHorizontalFlip for a whole batch in one gather.
+
+    Reflected rather than black borders: a shifted image keeps natural edges instead of a dark frame the net
+    would have to learn to ignore (the airbench recipe pads this way). flip: which images to mirror (bool per
+    image); random when not given."""
     b, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
-    flip = torch.rand(b, 1, generator=generator, device="cpu").to(x.device) < 0.5
-    rows = dy + torch.arange(h, device=x.device)
+    dy = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
+    dx = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
+    if flip is None:
+        flip = torch.rand(b, generator=generator, device="cpu") < 0.5
+    flip = flip.to(x.device).view(b, 1)
+    rows = _reflect(dy + torch.arange(h, device=x.device), h)
     cols = torch.arange(w, device=x.device)
-    cols = torch.where(flip, w - 1 - cols, cols) + dx
-    return padded[
+    cols = _reflect(torch.where(flip, w - 1 - cols, cols) + dx, w)
+    return x[
         torch.arange(b, device=x.device).view(b, 1, 1, 1),
         torch.arange(c, device=x.device).view(1, c, 1, 1),
         rows.view(b, 1, h, 1),
         cols.view(b, 1, 1, w),
     ]
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside 0..size-1 mirrored back inside, without repeating the edge pixel (like F.pad's "reflect")."""
+    index = index.abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index)

@@ -45,6 +45,9 @@ def script(config: TrainConfig) -> str:
         else "",
         channels_last="\n    net = net.to(memory_format=torch.channels_last)" if c.channels_last else "",
         prepare=PREPARE if hasattr(models.build(c.model), "prepare") else "",
+        start_epoch="net.start_epoch(epoch + 1, args.epochs)  # what trains this epoch (FastCNN's whitening bias)\n        "
+        if hasattr(models.build(c.model), "start_epoch")
+        else "",
         optimizer=_optimizer(c),
         schedule=_schedule(c),
         criterion=f"nn.CrossEntropyLoss(label_smoothing={c.label_smoothing!r})" if c.label_smoothing else "nn.CrossEntropyLoss()",
@@ -78,8 +81,10 @@ def _header(c: TrainConfig) -> str:
 
 def _transforms(c: TrainConfig) -> str:
     steps = ["transforms.Resize((32, 32)),  # every model here takes 32x32 images, like CIFAR-10"]
+    if c.augment and c.translate:
+        steps += [f'transforms.RandomCrop(32, padding={c.translate}, padding_mode="reflect"),']
     if c.augment:
-        steps += ["transforms.RandomCrop(32, padding=4),", "transforms.RandomHorizontalFlip(),"]
+        steps += ["transforms.RandomHorizontalFlip(),"]
     return "\n            ".join(steps)
 
 
@@ -244,7 +249,7 @@ def main():
     {schedule}
 
     for epoch in range(args.epochs):  # loop over the dataset multiple times
-        train(net, trainloader, optimizer, scheduler, criterion, device, epoch, args)
+        {start_epoch}train(net, trainloader, optimizer, scheduler, criterion, device, epoch, args)
     print("Finished Training")
 
     torch.save(net.state_dict(), args.save)

@@ -239,13 +239,21 @@ def test_normalize_matches_totensor_and_normalize():
     assert torch.allclose(data.normalize(x, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)), reference, atol=1e-5)
 
 
-def test_random_crop_flip_returns_crops_of_the_padded_image():
+def test_random_crop_flip_returns_crops_of_the_reflect_padded_image():
     g = torch.Generator().manual_seed(1)
     x = torch.randint(1, 256, (16, 3, 32, 32), dtype=torch.uint8)
     out = data.random_crop_flip(x, pad=4, generator=g)
     assert out.shape == x.shape and out.dtype == torch.uint8
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    padded = torch.nn.functional.pad(x.float(), (4, 4, 4, 4), mode="reflect").to(torch.uint8)
     for i in range(16):
         crops = [padded[i, :, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
         assert any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(2)) for c in crops)
     assert not torch.equal(out, x)
+
+
+def test_random_crop_flip_mirrors_exactly_the_images_it_is_told_to():
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    flip = torch.tensor([True, False, True, False, False, True])
+    out = data.random_crop_flip(x, pad=0, flip=flip)
+    for i in range(6):
+        assert torch.equal(out[i], x[i].flip(2) if flip[i] else x[i])

@@ -34,6 +34,9 @@ def test_every_preset_gives_valid_python_with_its_settings(name):
     assert f"default={config.batch_size})" in source and f"default={config.epochs})" in source
     assert f"lr={config.lr!r}" in source
     assert ("RandomHorizontalFlip" in source) == config.augment
+    crop = f'RandomCrop(32, padding={config.translate}, padding_mode="reflect")'  # the engine's shift, as torchvision
+    assert (crop in source) == (config.augment and config.translate > 0)
+    assert ("net.start_epoch(epoch + 1, args.epochs)" in source) == (config.model == "fast-cnn")
     assert ("images.flip(3)" in source) == config.tta
     assert ("LambdaLR" in source) == (config.schedule == "onecycle")
 

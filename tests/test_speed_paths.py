@@ -48,6 +48,20 @@ def test_norm_biases_get_a_boosted_learning_rate_and_frozen_weights_none():
     assert all(p.requires_grad for g in optimizer.param_groups for p in g["params"])
 
 
+def test_whitening_bias_trains_at_the_plain_rate_for_the_first_third_of_the_epochs(shapes):
+    model = models.build("fast-cnn")
+    plain = [g for g in make_optimizer(FAST, model).param_groups if g["lr_scale"] == 1.0]
+    assert any(p is model.whiten.bias for g in plain for p in g["params"])  # not among the boosted norm biases
+    trains = []
+    for epoch in range(1, 7):
+        model.start_epoch(epoch, 6)
+        trains.append(model.whiten.bias.requires_grad)
+    assert trains == [True, True, False, False, False, False]
+    result = train(FAST.replace(epochs=3), shapes)
+    bias = result.model.whiten.bias
+    assert not bias.requires_grad and bias.abs().sum() > 0  # trained in epoch 1, frozen since
+
+
 def test_channels_last_and_bf16_autocast_train_on_cpu(shapes):
     config = FAST.replace(precision="bf16", channels_last=True, augment=True, tta=True)
     events = []

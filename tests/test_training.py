@@ -5,6 +5,7 @@ import threading
 import pytest
 import torch
 
+from classroom import training
 from classroom.config import TrainConfig
 from classroom.data import make_shapes
 from classroom.training import BatchEnd, Control, EpochEnd, RunEnd, learning_rate, train
@@ -124,3 +125,20 @@ def test_unavailable_device_is_refused():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_augmented_runs_mirror_each_image_in_every_other_epoch(monkeypatch):
+    dataset = make_shapes(n_train=64, n_test=16)
+    dataset.train_x[:, 0, 0, 0] = torch.arange(64, dtype=torch.uint8)  # a pixel that names the image
+    flips = {}  # image -> was it mirrored, epoch by epoch
+    real = training.random_crop_flip
+
+    def spy(x, pad, generator=None, flip=None):
+        for image, mirrored in zip(x[:, 0, 0, 0].tolist(), flip.tolist()):
+            flips.setdefault(image, []).append(mirrored)
+        return real(x, pad, generator, flip)
+
+    monkeypatch.setattr(training, "random_crop_flip", spy)
+    train(SMALL.replace(batch_size=16, augment=True, translate=0), dataset)
+    assert len(flips) == 64 and all(len(f) == 3 and f[0] != f[1] != f[2] for f in flips.values())
+    assert 10 < sum(f[0] for f in flips.values()) < 54  # the first epoch's side is random
