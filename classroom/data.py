@@ -344,6 +344,7 @@ def random_crop_flip(
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    """Indices outside 0..size-1 mirrored back inside, without repeating the edge pixel (like F.pad's "reflect")."""
+    """Indices up to size-1 outside 0..size-1 mirrored back inside, without repeating the edge pixel (F.pad's
+    "reflect"); translate is at most 16 and images 32 pixels, so one reflection always lands inside."""
     index = index.abs()
     return torch.where(index > size - 1, 2 * (size - 1) - index, index)

@@ -26,6 +26,7 @@ def script(config: TrainConfig) -> str:
     default_data = "cifar10" if c.data in ("cifar10", "shapes") else c.data[len("folder:") :]
     header = _header(c)
     transform = _transforms(c)
+    model = models.build(c.model)  # asked which data-dependent hooks it has
     model_code = "\n\n".join(textwrap.dedent(inspect.getsource(getattr(models, name))) for name in MODEL_SOURCES[c.model])
     body = TEMPLATE.format(
         header=header,
@@ -44,9 +45,9 @@ def script(config: TrainConfig) -> str:
         if c.model in ("net", "wide-net")
         else "",
         channels_last="\n    net = net.to(memory_format=torch.channels_last)" if c.channels_last else "",
-        prepare=PREPARE if hasattr(models.build(c.model), "prepare") else "",
+        prepare=PREPARE if hasattr(model, "prepare") else "",
         start_epoch="net.start_epoch(epoch + 1, args.epochs)  # what trains this epoch (FastCNN's whitening bias)\n        "
-        if hasattr(models.build(c.model), "start_epoch")
+        if hasattr(model, "start_epoch")
         else "",
         optimizer=_optimizer(c),
         schedule=_schedule(c),

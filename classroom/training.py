@@ -187,10 +187,11 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
 CHUNK_IMAGES = 4096  # images gathered, augmented and normalised in one go; batches are then views into the chunk
 
 
-def _chunk(config: TrainConfig, x, y, index, memory_format, generator, flip=None):
+def _chunk(config: TrainConfig, x, y, index, memory_format, generator, flips=None):
     """Gather, augment and normalise many batches at once: at batch 4 per-step tensor ops cost more than the step."""
     xc, yc = x[index], y[index]
     if config.augment:
+        flip = None if flips is None else flips[index]  # this epoch's side for each image (alternating flips)
         xc = random_crop_flip(xc, pad=config.translate, generator=generator, flip=flip)
     return normalize(xc, config.mean, config.std).contiguous(memory_format=memory_format), yc
 
@@ -230,7 +231,7 @@ def train(
     n = len(train_x)
     # Alternating flips (airbench): each image starts mirrored or not at random, then flips every epoch, so
     # any two consecutive epochs show it both ways (with random flips half the images repeat their side).
-    first_flip = torch.rand(n, generator=g) < 0.5 if config.augment else torch.zeros(n, dtype=torch.bool)
+    first_flip = (torch.rand(n, generator=g) < 0.5).to(device) if config.augment else None
     steps_per_epoch = math.ceil(n / config.batch_size)
     if n % config.batch_size == 1:
         steps_per_epoch -= 1  # a last batch of one image breaks BatchNorm; drop it
@@ -253,7 +254,7 @@ def train(
             order = torch.randperm(n, generator=g).to(device)
             if hasattr(model, "start_epoch"):  # a model may change what trains per epoch (FastCNN's whitening bias)
                 model.start_epoch(epoch, config.epochs)
-            flips = (first_flip ^ (epoch % 2 == 0)).to(device)
+            flips = first_flip ^ (epoch % 2 == 0) if config.augment else None
             chunk_steps = max(1, CHUNK_IMAGES // config.batch_size)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
@@ -273,7 +274,7 @@ def train(
                 if j == 0:
                     start = (step - 1) * config.batch_size
                     index = order[start : start + chunk_steps * config.batch_size]
-                    x_chunk, y_chunk = _chunk(config, train_x, train_y, index, memory_format, g, flips[index])
+                    x_chunk, y_chunk = _chunk(config, train_x, train_y, index, memory_format, g, flips)
                 xb = x_chunk[j * config.batch_size : (j + 1) * config.batch_size]
                 yb = y_chunk[j * config.batch_size : (j + 1) * config.batch_size]
                 if config.schedule != "constant":

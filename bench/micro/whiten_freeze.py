@@ -2,36 +2,18 @@
 
 import time
 
-import torch
-import torch.nn.functional as F
+from profile_fastcnn import BATCH, stepper
 
 from classroom.models import FastCNN
 
-torch.manual_seed(0)
-bs = 256
-x = torch.randn(bs, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-y = torch.randint(0, 10, (bs,))
+
+def model(frozen: bool) -> FastCNN:
+    m = FastCNN()
+    m.whiten.bias.requires_grad_(not frozen)
+    return m
 
 
-def stepper(frozen: bool):
-    """One training step of a fresh FastCNN whose whitening bias is frozen or not."""
-    model = FastCNN().to(memory_format=torch.channels_last)
-    model.whiten.bias.requires_grad_(not frozen)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, fused=True)
-
-    def step():
-        with torch.autocast("cpu", torch.bfloat16):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
-
-
-steps = {False: stepper(False), True: stepper(True)}
+steps = {False: stepper(model(False)), True: stepper(model(True))}
 times = {False: [], True: []}
 for step in list(steps.values()) * 2:
     step()  # warm-up
@@ -41,4 +23,4 @@ for _ in range(5):  # interleaved, so drifts in machine speed hit both alike
         step()
         times[frozen].append(time.perf_counter() - t)
 for frozen, ts in times.items():
-    print("frozen " if frozen else "trained", f"{bs / sorted(ts)[2]:.0f} img/s (median of 5)")
+    print("frozen " if frozen else "trained", f"{BATCH / sorted(ts)[2]:.0f} img/s (median of 5)")
