@@ -17,7 +17,7 @@ $(VENV)/.dev: $(BIN)/activate requirements-dev.txt
 .venv: $(BIN)/activate
 
 run: $(BIN)/activate
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

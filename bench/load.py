@@ -152,7 +152,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, workdir: Path, args, options: list[str]) -> subprocess.Popen:
-    """`streamlit run app.py` on loopback only, with its own runs and data folders."""
+    """`streamlit run serve.py` on loopback only, with its own runs and data folders."""
     env = os.environ | {
         "CLASSROOM_RUNS_DIR": str(workdir / "runs"),
         "CLASSROOM_DATA_DIR": str(workdir / "data"),
@@ -160,7 +160,7 @@ def start_server(port: int, workdir: Path, args, options: list[str]) -> subproce
         "CLASSROOM_MAX_RUNS_PER_DEVICE": str(args.slots),
     }
     env.pop("CLASSROOM_TOKEN", None)
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)]
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     for option in options:  # e.g. runner.postScriptGC=true, to measure a setting against .streamlit/config.toml
         name, _, value = option.partition("=")

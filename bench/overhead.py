@@ -36,7 +36,7 @@ def managed(config, runs_dir: str) -> tuple[float, float, int]:
     """Submit through a RunManager and poll it like a page's fragment; returns (train_seconds, CPU-seconds, polls)."""
     cpu = time.process_time()
     manager = RunManager(runs_dir)
-    run_id = manager.submit(config, session="bench")
+    run_id = manager.submit(config, owner="bench")
     polls, done = [0], threading.Event()
 
     def page():  # st.fragment(run_every=0.5) calling manager.get(run_id) and drawing from the snapshot

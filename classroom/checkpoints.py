@@ -6,7 +6,9 @@ import io
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 import torch.nn as nn
@@ -15,6 +17,11 @@ from classroom.config import ConfigError, TrainConfig
 from classroom.models import build
 
 FORMAT = "torch-classroom-checkpoint-1"
+MAX_ENTRIES = 10_000  # files in the zip: one per tensor plus a few (fast-cnn has 39 tensors)
+MAX_UNPACKED_MB = 512  # all entries together, as declared; the largest model here is a few MB
+MAX_PICKLE_MB = 4  # data.pkl, the metadata alone (tensors have entries of their own): a 1000-class confusion matrix is 3 MB
+MAX_CLASSES = 1000
+MAX_CLASS_NAME = 100  # characters
 
 
 class CheckpointError(RuntimeError):
@@ -59,22 +66,14 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
     else:
         if not Path(source).is_file():
             raise CheckpointError(f"{name}: no such checkpoint file")
-        stream = source
-    try:
-        payload = torch.load(stream, map_location="cpu", weights_only=True)  # the unpickler admits tensors and plain data only
-    except pickle.UnpicklingError as e:
-        wanted = re.search(r"GLOBAL ([\w.]+)", str(e))
-        if wanted:  # the file asks to import a function or class: refused, never run
-            raise CheckpointError(f"{name} was refused: it asks to load code ({wanted.group(1)}), not just weights") from None
-        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (not weights and plain data)") from None
-    except Exception as e:  # garbage fails the weights-only unpickler in many ways (KeyError, IndexError,
-        # struct.error...): none of them ran anything, and each means the same to the user
-        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (truncated or not one): {_first_line(e)}") from None
+        stream = open(source, "rb")
+    with stream:
+        payload = _unpickle(stream, name)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{name} is a PyTorch file but not a Torch Classroom checkpoint")
+    classes = _checked_classes(payload.get("classes"), name)
     try:
         config = TrainConfig.from_dict(payload["config"])
-        classes = [str(c) for c in payload["classes"]]
         model = build(config.model, num_classes=len(classes))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ConfigError, ValueError) as e:
@@ -84,6 +83,69 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     info["config"], info["classes"] = config, classes
     return model.to(device).eval(), info
+
+
+def _unpickle(stream: BinaryIO, name: str):
+    """What torch.save wrote, read by the weights-only unpickler once the zip has passed _check_archive."""
+    _check_archive(stream, name)  # a zip bomb is refused having read only the zip's directory
+    stream.seek(0)
+    try:
+        return torch.load(stream, map_location="cpu", weights_only=True)  # the unpickler admits tensors and plain data only
+    except pickle.UnpicklingError as e:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if wanted:  # the file asks to import a function or class: refused, never run
+            raise CheckpointError(f"{name} was refused: it asks to load code ({wanted.group(1)}), not just weights") from None
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (not weights and plain data)") from None
+    except Exception as e:  # garbage fails the weights-only unpickler in many ways (KeyError, IndexError,
+        # struct.error...): none of them ran anything, and each means the same to the user
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (truncated or not one): {_first_line(e)}") from None
+
+
+def _check_archive(stream: BinaryIO, name: str) -> None:
+    """CheckpointError unless stream is a zip as torch.save writes it (entries stored, not compressed) of a sane size."""
+    try:
+        # zipfile's own reader of the end record (private, stable since Python 2): its entry count comes before a
+        # directory of millions of entries is parsed (a 200 MB upload could hold 4 million, 2 GB as ZipInfo objects)
+        end = zipfile._EndRecData(stream)
+        if end is None:
+            raise zipfile.BadZipFile
+        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ENTRIES:
+            raise CheckpointError(f"{name} was refused: {end[zipfile._ECD_ENTRIES_TOTAL]} files in it (at most {MAX_ENTRIES})")
+        entries = zipfile.ZipFile(stream).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (not torch.save's zip format)") from None
+    if not any(e.filename.endswith("data.pkl") for e in entries):
+        raise CheckpointError(f"{name} is not a readable PyTorch checkpoint (a zip without data.pkl)")
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise CheckpointError(f"{name} was refused: it is compressed, and torch.save never compresses a checkpoint")
+    unpacked = sum(e.file_size for e in entries)
+    if unpacked > MAX_UNPACKED_MB << 20:
+        raise CheckpointError(f"{name} was refused: it would unpack to {unpacked >> 20} MB (at most {MAX_UNPACKED_MB} MB)")
+    if any(e.file_size > MAX_PICKLE_MB << 20 for e in entries if e.filename.endswith("data.pkl")):
+        raise CheckpointError(f"{name} was refused: its metadata (data.pkl) is over {MAX_PICKLE_MB} MB")
+
+
+def _checked_classes(classes, name: str) -> list[str]:
+    """The class names, refused when there are too many or one is not a short string (the UI shows them all)."""
+    if not isinstance(classes, (list, tuple)):
+        raise CheckpointError(f"{name} is damaged or from an incompatible version: its classes are not a list")
+    if len(classes) > MAX_CLASSES:
+        raise CheckpointError(f"{name} was refused: {len(classes)} classes ({_first_few(classes)}); at most {MAX_CLASSES}")
+    odd = [c for c in classes if not isinstance(c, str) or len(c) > MAX_CLASS_NAME]
+    if odd:
+        raise CheckpointError(
+            f"{name} was refused: class names must be text of at most {MAX_CLASS_NAME} characters, not {_first_few(odd)}"
+        )
+    return list(classes)
+
+
+def _first_few(items, shown: int = 3, width: int = 20) -> str:
+    """A few items, each cut short, for a message that must stay one short line."""
+    few = [
+        repr(x[:width]) + ("…" if len(x) > width else "") if isinstance(x, str) else f"a {type(x).__name__}"
+        for x in items[:shown]
+    ]
+    return ", ".join(few) + (", …" if len(items) > shown else "")
 
 
 def _first_line(error: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import unicodedata
 from dataclasses import dataclass
 
 MODELS = ("net", "wide-net", "fast-cnn")
@@ -14,6 +15,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 MAX_EPOCHS = 200
 MAX_BATCH_SIZE = 4096
 MAX_LR = 10.0
+# Unicode categories a run name may not hold: control (Cc: line breaks, tabs, escapes), format (Cf: bidi overrides
+# and isolates, zero-width characters), surrogates (Cs), line and paragraph separators (Zl, Zp).
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 # The tutorial's transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)): pixels land in [-1, 1].
 TUTORIAL_MEAN = (0.5, 0.5, 0.5)
@@ -89,6 +93,7 @@ class TrainConfig:
                 raise ConfigError(f"{name}: needs three finite numbers, got {values!r}")
         if min(self.std) <= 0:
             raise ConfigError(f"std: every entry must be above 0, got {self.std!r}")
+        _check_name(self.name)
         return self
 
     def replace(self, **changes) -> TrainConfig:
@@ -118,6 +123,18 @@ def _check_int(name: str, value, low: int, high: int) -> None:
         raise ConfigError(f"{name}: must be a whole number, got {value!r}")
     if not low <= value <= high:
         raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+
+
+def _check_name(name) -> None:
+    """A run name is shown to the whole class: one line of visible text, no control or invisible format characters."""
+    if not isinstance(name, str):
+        raise ConfigError(f"name: must be text, got {name!r}")
+    hidden = [c for c in name if unicodedata.category(c) in HIDDEN_CATEGORIES]
+    if hidden:
+        raise ConfigError(
+            f"name: no control characters, line breaks, tabs or invisible format characters such as bidi overrides "
+            f"and zero-width spaces (found U+{ord(hidden[0]):04X})"
+        )
 
 
 def _check_float(name: str, value, low: float, high: float, open_low: bool = False) -> None:

@@ -10,7 +10,9 @@ import tarfile
 import threading
 import urllib.request
 import warnings
-from collections.abc import Callable
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,36 +53,76 @@ class Dataset:
         return sum(t.numel() * t.element_size() for t in (self.train_x, self.train_y, self.test_x, self.test_y))
 
 
-_cache: dict[tuple[str, str], Dataset] = {}
+MAX_DATASETS = 3  # data sets the process cache holds; env CLASSROOM_MAX_DATASETS overrides
+MAX_DATA_MB = 2048  # their total size; env CLASSROOM_MAX_DATA_MB overrides (CIFAR-10 is 176 MB)
+
+_cache: OrderedDict[tuple[str, str], Dataset] = OrderedDict()  # the strong references, least recently used first
+_live: weakref.WeakValueDictionary[tuple[str, str], Dataset] = weakref.WeakValueDictionary()  # every set still in use
 _cache_lock = threading.Lock()  # held for a dict access, never for a load
 _loading = threading.Lock()  # held while a data set is read or made
 
 
-def load(source: str, data_dir: str | os.PathLike = "data", progress: Progress | None = None) -> Dataset:
-    """The data set for a source string, decoded once per process and shared by every run."""
+def load(
+    source: str,
+    data_dir: str | os.PathLike = "data",
+    progress: Progress | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
+) -> Dataset:
+    """The data set for a source string, decoded once per process and shared by every run.
+
+    roots: the folders a folder:PATH source must lie in (None: anywhere, as on the command line)."""
+    if source.startswith("folder:") and len(source) > 7:
+        source = f"folder:{folder_path(source, roots)}"  # every spelling of a folder is one set, one cache file
     key = (source, str(Path(data_dir).resolve()))
     with _cache_lock:
-        if key in _cache:  # a cached set never waits behind another set's load
-            return _cache[key]
+        if (dataset := _in_use(key)) is not None:  # a cached set never waits behind another set's load
+            return dataset
     with _loading:  # one loader at a time: thirty students clicking Start decode CIFAR-10 once
-        if key not in _cache:
-            if source == "shapes":
-                dataset = make_shapes()
-            elif source == "cifar10":
-                dataset = load_cifar10(Path(data_dir))
-            elif source.startswith("folder:") and len(source) > 7:
-                dataset = load_folder(Path(source[7:]).expanduser(), Path(data_dir), progress)
-            else:
-                raise DataError(f"unknown data source {source!r}: use cifar10, shapes or folder:PATH")
-            with _cache_lock:
-                _cache[key] = dataset
-        return _cache[key]
+        with _cache_lock:
+            if (dataset := _in_use(key)) is not None:  # loaded while this thread waited
+                return dataset
+        if source == "shapes":
+            dataset = make_shapes()
+        elif source == "cifar10":
+            dataset = load_cifar10(Path(data_dir))
+        elif source.startswith("folder:") and len(source) > 7:
+            dataset = load_folder(Path(source[7:]), Path(data_dir), progress)
+        else:
+            raise DataError(f"unknown data source {_shown(source)!r}: use cifar10, shapes or folder:PATH")
+        with _cache_lock:
+            _live[key] = dataset
+            _keep(key, dataset)
+        return dataset
+
+
+def _in_use(key: tuple[str, str]) -> Dataset | None:
+    """The set for key if any run or the cache still holds it, now the most recently used; call under _cache_lock."""
+    dataset = _live.get(key)
+    if dataset is not None:
+        _keep(key, dataset)
+    return dataset
+
+
+def _keep(key: tuple[str, str], dataset: Dataset) -> None:
+    """Hold dataset as the most recently used, dropping the least recently used past the limits; under _cache_lock."""
+    _cache[key] = dataset
+    _cache.move_to_end(key)
+    most, budget = _env_limit("CLASSROOM_MAX_DATASETS", MAX_DATASETS), _env_limit("CLASSROOM_MAX_DATA_MB", MAX_DATA_MB) << 20
+    while _cache and (len(_cache) > most or sum(d.nbytes() for d in _cache.values()) > budget):
+        _cache.popitem(last=False)  # only the cache's reference: a run still using the set keeps it in _live
+
+
+def _env_limit(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:  # a typo in the environment keeps the default rather than stopping every load
+        return default
 
 
 def loaded() -> list[Dataset]:
     """The data sets this process holds in memory now; never waits for a load in progress (every sidebar asks)."""
     with _cache_lock:
-        return list(_cache.values())
+        return list(_live.values())
 
 
 # --- shapes: a synthetic 10-class set, generated in about a second -----------------------------
@@ -213,6 +255,18 @@ def load_cifar10(data_dir: Path) -> Dataset:
 
 def folder_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
     """{split: {class: image paths}} of an ImageFolder tree with train/ and test/; DataError naming what is wrong."""
+    try:
+        return _list_splits(root)
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte, a folder this process may not read...
+        raise DataError(f"{_shown(str(root))} cannot be listed ({_reason(e)})") from None
+
+
+def _reason(error: Exception) -> str:
+    """An OSError's own words without the (maybe very long) file name it repeats."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _list_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
     splits = {}
     for split in ("train", "test"):
         base = root / split
@@ -232,16 +286,48 @@ def folder_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
     return splits
 
 
-def check_folder(source: str) -> None:
+def check_folder(source: str, roots: Sequence[str | os.PathLike] | None = None) -> None:
     """DataError when a folder:PATH source lacks the ImageFolder layout; decodes nothing (a quick check for forms)."""
-    folder_splits(Path(source.removeprefix("folder:")).expanduser())
+    folder_splits(folder_path(source, roots))
+
+
+PATH_MAX = 4096  # bytes, Linux's limit: a longer path is refused before the file system is asked about it
+
+
+def folder_path(source: str, roots: Sequence[str | os.PathLike] | None = None) -> Path:
+    """The canonical folder of a folder:PATH source; DataError when it is not a usable path or lies outside roots."""
+    text = source.removeprefix("folder:")
+    try:
+        if len(os.fsencode(text)) > PATH_MAX:
+            raise DataError(f"folder:{_shown(text)} is too long a path (over {PATH_MAX} bytes)")
+        path = Path(os.path.realpath(os.path.expanduser(text)))  # links and .. resolved: the folder itself
+    except ValueError:  # a NUL byte or a character the file system cannot encode
+        raise DataError(f"folder:{_shown(text)!r} is not a valid path (it holds a NUL or unencodable character)") from None
+    if roots is not None and not any(path.is_relative_to(os.path.realpath(r)) for r in roots):
+        raise DataError(f"folder:{_shown(text)} is outside the folders this server allows (CLASSROOM_DATA_ROOTS)")
+    return path
+
+
+def allowed_roots(data_dir: str | os.PathLike) -> list[Path]:
+    """The canonical folders that folder:PATH sources may lie in: env CLASSROOM_DATA_ROOTS, else data_dir alone."""
+    listed = [r for r in os.environ.get("CLASSROOM_DATA_ROOTS", "").split(os.pathsep) if r.strip()]
+    return [Path(os.path.realpath(os.path.expanduser(r))) for r in listed or [data_dir]]
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """text cut to a length an error message can show."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) -> Dataset:
     """Decode train/ and test/ of an ImageFolder tree to 32x32 uint8, cached decoded under data_dir."""
+    root = Path(os.path.realpath(root))  # one name and one cache file per folder, however it was spelt
     splits = folder_splits(root)
-    listing = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for s in splits.values() for fs in s.values() for p in fs]
-    key = hashlib.sha1(repr((str(root.resolve()), listing)).encode()).hexdigest()[:16]
+    try:
+        listing = [(str(p), *_size_and_time(p)) for s in splits.values() for fs in s.values() for p in fs]
+    except OSError as e:  # a file removed or locked since the listing
+        raise DataError(f"{_shown(str(root))} cannot be listed ({_reason(e)})") from None
+    key = hashlib.sha1(repr((str(root), listing)).encode()).hexdigest()[:16]
     cache = data_dir / "cache" / f"folder-{key}.npz"
     classes = tuple(splits["train"])
     if cache.is_file():
@@ -257,7 +343,7 @@ def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) ->
         images, labels = [], []
         for label, paths in enumerate(files.values()):
             for path in paths:
-                images.append(decode_image(path.read_bytes(), name=str(path)))
+                images.append(decode_image(_read(path), name=str(path)))
                 labels.append(label)
                 done[0] += 1
                 if progress and done[0] % 500 == 0:
@@ -272,6 +358,18 @@ def load_folder(root: Path, data_dir: Path, progress: Progress | None = None) ->
     except OSError:
         pass  # a read-only data dir only costs decoding again next time
     return Dataset(f"folder:{root}", classes, **arrays)
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{_shown(str(path))} cannot be read ({_reason(e)})") from None
 
 
 MAX_IMAGE_PIXELS = 50_000_000  # refuse decompression bombs before decoding them

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import re
 import secrets
@@ -14,18 +14,23 @@ from pathlib import Path
 
 import torch
 
-from classroom import checkpoints, data
+from classroom import budget, checkpoints, data, records
 from classroom.config import ConfigError, TrainConfig
 from classroom.evaluation import Evaluation, evaluate
+from classroom.series import BatchLines, LossCurve
 from classroom.training import Control, Event, RunEnd, event_dict, resolve_device, train
 
 ACTIVE = ("queued", "loading", "running", "paused")
-ENDED = ("finished", "stopped", "failed", "interrupted")
+ENDED = (*records.ENDED, "damaged")  # damaged: a record on disk that cannot be trusted, shown with the reason
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
 
 class RunRefused(RuntimeError):
-    """A run that was not accepted: the class is busy, or this session already has one going."""
+    """A run that was not accepted: the class is busy, or this student already has one going."""
+
+
+class NotYours(RunRefused):
+    """A control (pause, resume, stop) asked by someone who may not use it on this run."""
 
 
 @dataclass(frozen=True)
@@ -34,20 +39,20 @@ class Snapshot:
 
     id: str
     config: TrainConfig
-    status: str  # queued | loading | running | paused | finished | stopped | failed | interrupted
+    status: str  # queued | loading | running | paused | finished | stopped | failed | interrupted | damaged
     message: str
     device: str
     created: float
     started: float | None
     ended: float | None
     queue_position: int  # 1 = next to start; 0 when not queued
-    losses: tuple[tuple[int, float], ...]  # (global step, mean loss over the interval)
+    losses: tuple[tuple[int, float], ...]  # (global step, mean loss over the interval); at most 2000, older ones merged
     last_batch: dict | None
     epochs: tuple[dict, ...]
     classes: tuple[str, ...]
     data_label: str
     featured: bool = False
-    session: str | None = None
+    owner: str | None = None  # the browser that started it; None for runs read back from disk
     saved: bool = True  # False when runs/ could not be written: the results live in memory only
 
     @property
@@ -68,13 +73,13 @@ class _Run:
     id: str
     config: TrainConfig
     device: str
-    session: str | None
+    owner: str | None
     created: float = field(default_factory=time.time)
     status: str = "queued"
     message: str = ""
     started: float | None = None
     ended: float | None = None
-    losses: list = field(default_factory=list)
+    losses: LossCurve = field(default_factory=LossCurve)
     last_batch: dict | None = None
     epochs: list = field(default_factory=list)
     classes: tuple = ()
@@ -83,16 +88,23 @@ class _Run:
     evaluation: Evaluation | None = None
     saved: bool = True
     save_error: str = ""  # why runs/ could not be written, shown beside the run's own message
+    checkpoint: bytes | None = None  # the trained checkpoint when checkpoint.pt could not be written
+    batch_lines: BatchLines = field(default_factory=BatchLines)  # which batch reports metrics.jsonl gets
     thread: threading.Thread | None = None
 
 
 class RunManager:
     """One per server process: accepts runs, runs N at a time per device, keeps every run's record."""
 
-    def __init__(self, runs_dir: str | os.PathLike = "runs", max_per_device: int = 1, max_queue: int = 16):
+    def __init__(
+        self, runs_dir: str | os.PathLike = "runs", max_per_device: int = 1, max_queue: int = 16,
+        max_run_bytes: int | None = None, data_roots: list | None = None,
+    ):  # fmt: skip
         self.runs_dir = Path(runs_dir)
         self.max_per_device = max(1, max_per_device)
         self.max_queue = max(0, max_queue)
+        self.max_run_bytes = max_run_bytes  # host memory one CPU run may take (None: no limit, the command line)
+        self.data_roots = data_roots  # folders whose image sets runs may read (None: any, the command line)
         self.featured: str | None = None
         self._runs: dict[str, _Run] = {}
         self._queues: dict[str, deque[str]] = {}
@@ -102,16 +114,19 @@ class RunManager:
 
     # --- what pages call -------------------------------------------------------------------
 
-    def submit(self, config: TrainConfig, session: str | None = None) -> str:
-        """Queue a run and return its id; ConfigError for a bad config, RunRefused when it cannot be taken."""
+    def submit(self, config: TrainConfig, owner: str | None = None) -> str:
+        """Queue a run for its owner (a browser id) and return its id; ConfigError for a bad config, RunRefused when
+        it cannot be taken (the owner has a run going, or the queue is full)."""
         config.validate()
         try:
             device = str(resolve_device(config.device))
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if why := self.memory_refusal(config, device):
+            raise RunRefused(why)
         with self._lock:
-            if session is not None:
-                mine = [r for r in self._runs.values() if r.session == session and r.status in ACTIVE]
+            if owner is not None:
+                mine = [r for r in self._runs.values() if r.owner == owner and r.status in ACTIVE]
                 if mine:
                     raise RunRefused(f"you already have a run going ({mine[0].id}): stop it or let it finish first")
             waiting = self._waiting()
@@ -120,7 +135,7 @@ class RunManager:
             run_id = _new_id()
             while run_id in self._runs:  # two runs in the same second may draw the same id
                 run_id = _new_id()
-            run = _Run(run_id, config, device, session)
+            run = _Run(run_id, config, device, owner)
             self._runs[run.id] = run
             self._queues.setdefault(device, deque()).append(run.id)
         self._write_json(run, "config.json", {"id": run.id, "device": device, "created": run.created, "config": config.to_dict()})
@@ -128,31 +143,46 @@ class RunManager:
         run.thread.start()
         return run.id
 
-    def stop(self, run_id: str) -> None:
+    # Controls: `by` is the browser asking; None is the server itself (the command line, shutdown). Only a run's
+    # owner may pause, resume or stop it; the instructor may stop any run. NotYours otherwise.
+
+    def stop(self, run_id: str, by: str | None = None, instructor: bool = False) -> None:
         """Stop a running or paused run, or take a queued one out of the queue."""
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or run.status not in ACTIVE:
                 return
+            self._check_control(run, by, instructor, "stop")
             run.control.stop()
             if run.status == "queued":
                 self._queues[run.device].remove(run.id)
                 self._finish(run, "stopped", "stopped before it started")
             self._lock.notify_all()
 
-    def pause(self, run_id: str) -> None:
+    def pause(self, run_id: str, by: str | None = None) -> None:
         with self._lock:
             run = self._runs.get(run_id)
             if run and run.status == "running":
+                self._check_control(run, by, False, "pause")
                 run.control.pause()
                 run.status = "paused"
 
-    def resume(self, run_id: str) -> None:
+    def resume(self, run_id: str, by: str | None = None) -> None:
         with self._lock:
             run = self._runs.get(run_id)
             if run and run.status == "paused":
+                self._check_control(run, by, False, "resume")
                 run.control.resume()
                 run.status = "running"
+
+    @staticmethod
+    def may_control(snap: Snapshot | _Run, by: str | None, instructor: bool, action: str) -> bool:
+        """Whether `by` may pause/resume/stop this run: its owner, the server, or the instructor for stop."""
+        return by is None or by == snap.owner or (instructor and action == "stop")
+
+    def _check_control(self, run: _Run, by: str | None, instructor: bool, action: str) -> None:
+        if not self.may_control(run, by, instructor, action):
+            raise NotYours(f"only the student who started run {run.id} can {action} it")
 
     def get(self, run_id: str) -> Snapshot | None:
         """The run's current state, or None for an unknown id."""
@@ -165,13 +195,29 @@ class RunManager:
         with self._lock:
             return sorted((self._snapshot(r) for r in self._runs.values()), key=lambda s: s.created, reverse=True)
 
-    def active_run(self, session: str) -> Snapshot | None:
-        """This session's queued, loading, running or paused run."""
+    def active_run(self, owner: str) -> Snapshot | None:
+        """This owner's queued, loading, running or paused run."""
         with self._lock:
             for run in self._runs.values():
-                if run.session == session and run.status in ACTIVE:
+                if run.owner == owner and run.status in ACTIVE:
                     return self._snapshot(run)
         return None
+
+    def memory_refusal(self, config: TrainConfig, device: str | None = None) -> str | None:
+        """Why this config would take more memory than a run may have here, or None (checked before it starts)."""
+        device = device or str(resolve_device(config.device))
+        limit = self.max_run_bytes
+        if device.startswith("cuda"):
+            limit = int(0.9 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
+        elif device != "cpu":
+            return None  # mps shares the machine's memory in ways the estimate does not model
+        return budget.refusal(config, limit) if limit else None
+
+    def latest(self, owner: str) -> Snapshot | None:
+        """This owner's newest run, going or ended (a reload finds the student's run again)."""
+        with self._lock:
+            mine = [r for r in self._runs.values() if r.owner == owner]
+            return self._snapshot(max(mine, key=lambda r: r.created)) if mine else None
 
     def feature(self, run_id: str | None) -> None:
         """Show this run on every session's lab page (None clears it)."""
@@ -179,19 +225,32 @@ class RunManager:
             self.featured = run_id if run_id in self._runs else None
 
     def checkpoint_path(self, run_id: str) -> Path | None:
-        """The saved checkpoint of an ended run, if there is one."""
+        """The saved checkpoint of an ended run, if there is one (none for a damaged record: it is not trusted)."""
         if not RUN_ID.match(run_id or ""):
             return None
-        path = self.runs_dir / run_id / "checkpoint.pt"
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None or run.status == "damaged":
+            return None
+        path = self.runs_dir / run_id / records.CHECKPOINT
         return path if path.is_file() else None
+
+    def checkpoint(self, run_id: str) -> bytes | None:
+        """The trained checkpoint for a download: its file, or the bytes kept in memory when the file could not be written."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None and run.checkpoint is not None:
+            return run.checkpoint
+        path = self.checkpoint_path(run_id)
+        return _try(path.read_bytes) if path else None
 
     def evaluation(self, run_id: str) -> tuple[Evaluation, data.Dataset] | None:
         """The final test-set evaluation and its data set; recomputed from the checkpoint after a restart."""
         with self._lock:
             run = self._runs.get(run_id)
-        if run is None:
+        if run is None or run.status == "damaged":
             return None
-        dataset = _try(lambda: data.load(run.config.data, run.config.data_dir))
+        dataset = _try(lambda: data.load(run.config.data, run.config.data_dir, roots=self.data_roots))
         if dataset is None:
             return None
         if run.evaluation is None and (path := self.checkpoint_path(run_id)):
@@ -247,7 +306,7 @@ class RunManager:
             run.status, run.started = "loading", time.time()
             self._lock.notify_all()
         try:
-            dataset = data.load(run.config.data, run.config.data_dir)
+            dataset = data.load(run.config.data, run.config.data_dir, roots=self.data_roots)
             with self._lock:
                 run.classes, run.data_label = dataset.classes, dataset.label
                 if run.status == "loading":
@@ -256,12 +315,7 @@ class RunManager:
             run.evaluation = result.evaluation
             if result.evaluation is not None:
                 metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds}
-                self._persist(
-                    run,
-                    lambda: checkpoints.save(
-                        self.runs_dir / run.id / "checkpoint.pt", result.model, run.config, dataset.classes, metrics
-                    ),
-                )
+                self._save_checkpoint(run, checkpoints.to_bytes(result.model, run.config, dataset.classes, metrics))
             status, message = result.status, result.message
         except (data.DataError, ConfigError, ValueError) as e:
             status, message = "failed", str(e)
@@ -275,16 +329,26 @@ class RunManager:
             self._finish(run, status, message)
             self._lock.notify_all()
 
+    def _save_checkpoint(self, run: _Run, checkpoint: bytes) -> None:
+        """Write checkpoint.pt; when that fails, keep its bytes in memory so the trained model can still be downloaded."""
+        # Serialised in memory, then written like the JSON files: torch.save to a full disk fails with a RuntimeError
+        # from its zip writer (no errno to say why) and leaves checkpoint.pt.tmp behind.
+        if not self._persist(run, lambda: records.write_bytes(self.runs_dir / run.id / records.CHECKPOINT, checkpoint)):
+            run.checkpoint = checkpoint
+
     def _record(self, run: _Run, event: Event) -> None:
         d = event_dict(event)
         with self._lock:
             if d["kind"] == "batch":
                 run.last_batch = d
-                run.losses.append((d["global_step"], d["loss"]))
+                run.losses.add(d["global_step"], d["loss"])
             elif d["kind"] == "epoch":
                 run.epochs.append(d)
-        if not isinstance(event, RunEnd):
-            self._append_metric(run, d)
+        if isinstance(event, RunEnd):
+            return
+        line = run.batch_lines.line(d) if d["kind"] == "batch" else d  # batch lines thinned, epoch lines all kept
+        if line is not None:
+            self._append_metric(run, line)
 
     def _finish(self, run: _Run, status: str, message: str) -> None:
         run.status, run.message, run.ended = status, message, time.time()
@@ -304,39 +368,35 @@ class RunManager:
 
     # --- persistence -----------------------------------------------------------------------
 
-    def _persist(self, run: _Run, write) -> None:
+    def _persist(self, run: _Run, write) -> bool:
+        """Run one write to the run's folder; False, with the reason kept for the run's message, when it failed."""
+        if run.status == "damaged":
+            return False  # a damaged record is left exactly as it was found
         try:
             write()
+            return True
         except OSError as e:
             run.saved = False
-            run.save_error = run.save_error or f"not saved to {self.runs_dir}: {e.strerror or e}"
+            full = e.errno == errno.ENOSPC  # said plainly: the strerror of a full disk puzzles students
+            run.save_error = run.save_error or (
+                "could not be saved: disk full" if full else f"not saved to {self.runs_dir}: {e.strerror or e}"
+            )
+            return False
 
     def _write_json(self, run: _Run, name: str, value: dict) -> None:
-        def write():
-            folder = self.runs_dir / run.id
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / (name + ".tmp")
-            tmp.write_text(json.dumps(value, indent=1))
-            os.replace(tmp, folder / name)  # readers see the old file or the new one, never half
-
-        self._persist(run, write)
+        self._persist(run, lambda: records.write_json(self.runs_dir / run.id / name, value))
 
     def _append_metric(self, run: _Run, event: dict) -> None:
         if not run.saved:
-            return
-
-        def write():
-            with open(self.runs_dir / run.id / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(event) + "\n")  # one write per line: a crash loses at most the last line
-
-        self._persist(run, write)
+            return  # after a failed write the log has a gap: better none than a misleading one
+        self._persist(run, lambda: records.append_line(self.runs_dir / run.id / records.METRICS, event))
 
     def _load_from_disk(self) -> None:
         if not self.runs_dir.is_dir():
             return
         for folder in sorted(self.runs_dir.iterdir()):
-            if folder.name in self._runs or not RUN_ID.match(folder.name):
-                continue
+            if folder.name in self._runs or not RUN_ID.match(folder.name) or folder.is_symlink():
+                continue  # a link could point the interrupted run's results.json anywhere
             run = _read_run(folder)
             if run is None:
                 continue
@@ -353,43 +413,19 @@ class RunManager:
         return Snapshot(
             run.id, run.config, run.status, message, run.device, run.created, run.started, run.ended, position,
             tuple(run.losses), run.last_batch, tuple(run.epochs), tuple(run.classes), run.data_label,
-            run.id == self.featured, run.session, run.saved,
+            run.id == self.featured, run.owner, run.saved,
         )  # fmt: skip
 
 
 def _read_run(folder: Path) -> _Run | None:
-    """A run's record from its folder; None when even config.json is unreadable."""
-    try:
-        meta = json.loads((folder / "config.json").read_text())
-        run = _Run(meta["id"], TrainConfig.from_dict(meta["config"]), meta["device"], None, created=meta["created"])
-    except (OSError, ValueError, KeyError, TypeError):
+    """A run from its folder, as records.read found it (damaged ones included); None when it holds no run."""
+    record = records.read(folder)
+    if record is None:
         return None
-    run.status = "running"  # until results.json says otherwise
-    try:
-        with open(folder / "metrics.jsonl", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    event = json.loads(line)
-                    if event["kind"] == "batch":
-                        run.losses.append((int(event["global_step"]), float(event["loss"])))
-                        run.last_batch = event
-                    elif event["kind"] == "epoch":
-                        run.classes = tuple(event["per_class_accuracy"])  # for a run that never wrote results.json
-                        run.epochs.append(event)
-                except (ValueError, KeyError, TypeError):
-                    break  # a line cut off by a crash (or damaged): keep everything before it
-    except OSError:
-        pass
-    run.data_label = run.config.data
-    try:
-        results = json.loads((folder / "results.json").read_text())
-        if results["status"] in ENDED:  # anything else: treat as cut off
-            run.status, run.message = results["status"], str(results.get("message", ""))
-            run.started, run.ended = results.get("started"), results.get("ended")
-            run.classes = tuple(results.get("classes") or run.classes)
-            run.data_label = results.get("data_label") or run.data_label
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    run = _Run(record.id, record.config, record.device, None, created=record.created)
+    run.status, run.message, run.started, run.ended = record.status, record.message, record.started, record.ended
+    run.losses, run.last_batch, run.epochs = record.losses, record.last_batch, record.epochs
+    run.classes, run.data_label = record.classes, record.data_label
     return run
 
 

@@ -5,35 +5,37 @@ import streamlit as st
 from classroom import script
 from classroom.config import ConfigError
 from classroom.runs import RunRefused
-from ui import frame, lab_form, results, state
+from ui import frame, lab_form, plain, results, state
 
 frame.ensure_router()
 
 st.title("Train the CNN")
 st.caption("The CIFAR-10 tutorial's network, trained live in the background: switch pages, the run keeps going.")
-mgr, session, data_dir = state.manager(), state.session_id(), state.data_dir()
+mgr, owner, data_dir = state.manager(), state.owner(), state.data_dir()
 
 if mgr.featured and mgr.featured != st.session_state.get("lab_run"):
     with st.container(border=True):
         st.subheader(":material/campaign: Featured run, shown to the whole class")
         results.show(mgr.featured, key="featured")
 
-mine = mgr.active_run(session)
+mine = mgr.active_run(owner)
 if mine and st.session_state.get("lab_run") != mine.id:
-    st.session_state["lab_run"] = mine.id  # this session's run, e.g. started before a page reload
+    st.session_state["lab_run"] = mine.id  # this browser's run, started before a reload or in another tab
+elif "lab_run" not in st.session_state and (last := mgr.latest(owner)):
+    st.session_state["lab_run"] = last.id  # a reload after the run ended still shows it
 
 config, problems = lab_form.form(data_dir)
 lab_form.data_panel(st.session_state.get("lab.source", ""), data_dir)
 for problem in problems:
-    st.error(problem, icon=":material/block:")
+    st.error(plain.md(problem), icon=":material/block:")  # they quote the folder path as typed
 
 start, code = st.columns([1, 3])
 if start.button("Start training", type="primary", icon=":material/play_arrow:", disabled=config is None or mine is not None):
     try:
-        st.session_state["lab_run"] = mgr.submit(config, session=session)
+        st.session_state["lab_run"] = mgr.submit(config, owner=owner)
         st.rerun()
     except (ConfigError, RunRefused) as e:
-        st.error(str(e))
+        st.error(plain.md(e))
 if mine is not None:
     start.caption("Your run is going: stop it or let it finish to start another.")
 if config is not None:

@@ -46,10 +46,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(env: dict[str, str] | None = None, timeout: float = 60):
-    """Run `streamlit run app.py` on a free port; yield its base URL; stop it afterwards."""
+    """Run `streamlit run serve.py` (the app behind its middleware) on a free port; yield its base URL; stop it afterwards."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "streamlit", "run", "serve.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip

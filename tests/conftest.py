@@ -15,6 +15,15 @@ def tiny_dataset() -> Dataset:
     return Dataset("tiny", ("a", "b", "c"), x[:64], y[:64], x[64:], y[64:], synthetic=True)
 
 
+@pytest.fixture(autouse=True)
+def fresh_door(monkeypatch):
+    """Each test starts with no browser signed in and the sign-in limiter full (they are process-wide)."""
+    from ui import gate
+
+    monkeypatch.setattr(gate, "sign_ins", gate.SignIns())
+    monkeypatch.setattr(gate, "limiter", gate.SignInLimiter(per_address=(5, 12.0), whole_server=(30, 2.0)))
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian chromium driven by Playwright, shared by the browser tests."""

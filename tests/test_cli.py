@@ -1,11 +1,13 @@
 """The command line: the tutorial's output format, --json, exit codes with one clear line."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from classroom import data
 from classroom.__main__ import main
@@ -59,7 +61,11 @@ def test_bad_input_exits_with_one_clear_line(capsys, argv, code, message):
 
 
 def test_a_refused_checkpoint_exits_1_without_a_traceback(tmp_path):
-    (tmp_path / "bad.pt").write_bytes(b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+    class RunsTrue:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    torch.save({"payload": RunsTrue()}, tmp_path / "bad.pt")  # a real torch zip whose pickle asks for os.system
     proc = subprocess.run(
         [sys.executable, "-m", "classroom", "evaluate", "--checkpoint", "bad.pt"], capture_output=True, text=True, cwd=tmp_path,
         env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"},

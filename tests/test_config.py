@@ -51,3 +51,11 @@ def test_every_preset_is_valid_and_round_trips_through_json_dict():
 def test_from_dict_refuses_unknown_keys():
     with pytest.raises(ConfigError, match="^evil: not a TrainConfig field"):
         TrainConfig.from_dict({"evil": "__import__('os')"})
+
+
+def test_a_run_name_must_be_visible_text():
+    visible = "![x](http://127.0.0.1:9/t.png) :red[r] :material/home: $x$ <b>b</b> 飛行機 ✓"
+    assert TrainConfig(name=visible).validate().name == visible  # shown escaped, never refused for what it says
+    for hidden in ("\u202e", "\u2066", "\u200b", "\u200e", "\n", "\t", "\x07", "\u2028"):
+        with pytest.raises(ConfigError, match=r"^name: .*found U\+"):
+            TrainConfig(name=f"a{hidden}b").validate()

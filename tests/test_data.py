@@ -21,8 +21,10 @@ from classroom.data import DataError
 @pytest.fixture(autouse=True)
 def fresh_cache():
     data._cache.clear()
+    data._live.clear()
     yield
     data._cache.clear()
+    data._live.clear()
 
 
 def test_shapes_is_deterministic_labelled_and_synthetic():
@@ -170,6 +172,7 @@ def test_image_folder_loads_resized_and_is_cached_decoded(tmp_path):
     assert d.classes == ("cats", "dogs") and d.train_x.shape == (6, 3, 32, 32) and d.test_y.tolist() == [0, 0, 0, 1, 1, 1]
     assert len(list((tmp_path / "cache-dir" / "cache").glob("folder-*.npz"))) == 1
     data._cache.clear()
+    data._live.clear()  # forget d too: the set is read back from the cache file
     again = data.load(f"folder:{tmp_path / 'imgs'}", tmp_path / "cache-dir")
     assert torch.equal(again.train_x, d.train_x)
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from classroom import checkpoints
 from classroom.config import TrainConfig
 from classroom.runs import RunManager
+from tests import full_disk
 
 CONFIG = TrainConfig(data="shapes", batch_size=64, lr=0.05, epochs=20, log_interval=2, device="cpu")
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +106,24 @@ def test_a_full_disk_keeps_the_run_in_memory_with_a_clear_message(tmp_path, monk
     monkeypatch.setattr("builtins.open", full_disk_open)
     snapshot = manager.wait(manager.submit(CONFIG.replace(epochs=1)), 120)
     assert snapshot.status == "finished" and len(snapshot.epochs) == 1 and snapshot.losses
-    assert not snapshot.saved and "No space left on device" in snapshot.message
+    assert not snapshot.saved and "could not be saved: disk full" in snapshot.message
+
+
+def test_a_disk_full_at_the_end_keeps_the_trained_model_downloadable_from_memory(tmp_path, monkeypatch):
+    manager = RunManager(tmp_path)
+    run_id = manager.submit(CONFIG.replace(epochs=1))
+    wait_for(started(manager, run_id))
+    manager.pause(run_id)
+    full_disk.fill(monkeypatch, tmp_path)  # from here on every write fails, torch.save's with its RuntimeError
+    manager.resume(run_id)
+    snapshot = manager.wait(run_id, 120)
+    assert snapshot.status == "finished" and len(snapshot.epochs) == 1
+    assert not snapshot.saved and "could not be saved: disk full" in snapshot.message
+    assert sorted(p.name for p in (tmp_path / run_id).iterdir()) == ["config.json", "metrics.jsonl"]  # no .tmp left
+    assert manager.checkpoint_path(run_id) is None
+    model, info = checkpoints.load(manager.checkpoint(run_id))  # the download, from memory
+    evaluation, _ = manager.evaluation(run_id)
+    assert info["metrics"]["test_accuracy"] == evaluation.accuracy == snapshot.epochs[-1]["test_accuracy"]
 
 
 def test_a_server_killed_mid_run_leaves_an_interrupted_run_with_its_metrics(tmp_path):

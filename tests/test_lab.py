@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 import app
 from classroom import data
 from classroom.config import MAX_BATCH_SIZE, MAX_EPOCHS, TrainConfig
+from tests.markdown import shown
 from ui import download, state
 
 TIMEOUT = 60
@@ -20,6 +21,7 @@ def lab_env(tmp_path, monkeypatch):
     """A fresh RunManager on temporary runs/ and data/ folders; every run stopped afterwards."""
     monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLASSROOM_DATA_ROOTS", str(tmp_path))  # the image folders these tests make
     monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
     state.manager.clear()
     download.cifar10_download.clear()
@@ -40,7 +42,8 @@ def button(at: AppTest, label: str):
 
 
 def errors(at: AppTest) -> str:
-    return "\n".join(e.value for e in at.error)
+    """The error messages as the page shows them (the user-given text in them is escaped markdown)."""
+    return "\n".join(shown(e.value) for e in at.error)
 
 
 def quick_run(at: AppTest, epochs: int = 1) -> None:

@@ -69,7 +69,7 @@ def statuses(manager, ids):
 
 def test_runs_wait_their_turn_with_their_positions(tmp_path, held_loader, managers):
     manager = managers(tmp_path, max_per_device=1, max_queue=16)
-    ids = [manager.submit(TINY.replace(seed=i), session=f"student-{i}") for i in range(4)]
+    ids = [manager.submit(TINY.replace(seed=i), owner=f"student-{i}") for i in range(4)]
     wait_for(lambda: manager.get(ids[0]).status == "loading")
     assert statuses(manager, ids) == ["loading", "queued", "queued", "queued"]
     assert [manager.get(i).queue_position for i in ids] == [0, 1, 2, 3]
@@ -86,22 +86,22 @@ def test_runs_wait_their_turn_with_their_positions(tmp_path, held_loader, manage
 
 def test_the_queue_is_capped_with_a_clear_message(tmp_path, held_loader, managers):
     manager = managers(tmp_path, max_per_device=1, max_queue=2)
-    first = manager.submit(TINY, session="a")  # takes the free slot: it does not wait, so it is not in the queue
-    queued = [manager.submit(TINY, session=s) for s in ("b", "c")]
+    first = manager.submit(TINY, owner="a")  # takes the free slot: it does not wait, so it is not in the queue
+    queued = [manager.submit(TINY, owner=s) for s in ("b", "c")]
     with pytest.raises(RunRefused, match="the class is busy: 2 runs are already waiting"):
-        manager.submit(TINY, session="d")
+        manager.submit(TINY, owner="d")
     assert len(manager.list()) == 3 and not (tmp_path / "d").exists()
     manager.stop(queued[0])  # a place frees up
-    late = manager.submit(TINY, session="d")
+    late = manager.submit(TINY, owner="d")
     held_loader.set()
     assert [manager.wait(i, 60).status for i in (first, queued[1], late)] == ["finished"] * 3
 
 
 def test_two_slots_per_device_run_two_at_once(tmp_path, held_loader, managers):
     manager = managers(tmp_path, max_per_device=2, max_queue=1)
-    ids = [manager.submit(TINY, session=s) for s in "abc"]
+    ids = [manager.submit(TINY, owner=s) for s in "abc"]
     with pytest.raises(RunRefused, match="the class is busy"):
-        manager.submit(TINY, session="d")
+        manager.submit(TINY, owner="d")
     wait_for(lambda: statuses(manager, ids) == ["loading", "loading", "queued"])
     assert manager.get(ids[2]).queue_position == 1
     held_loader.set()
@@ -110,15 +110,15 @@ def test_two_slots_per_device_run_two_at_once(tmp_path, held_loader, managers):
 
 def test_one_active_run_per_session(tmp_path, managers):
     manager = managers(tmp_path, max_per_device=1, max_queue=16)
-    mine = manager.submit(TINY.replace(epochs=3, max_steps=50), session="alice")
+    mine = manager.submit(TINY.replace(epochs=3, max_steps=50), owner="alice")
     with pytest.raises(RunRefused, match=f"you already have a run going \\({mine}\\)"):
-        manager.submit(TINY, session="alice")
+        manager.submit(TINY, owner="alice")
     assert manager.active_run("alice").id == mine and manager.active_run("bob") is None
-    theirs = manager.submit(TINY, session="bob")  # another session is not held back
+    theirs = manager.submit(TINY, owner="bob")  # another session is not held back
     cli = [manager.submit(TINY), manager.submit(TINY)]  # no session (the command line): no limit
     manager.stop(mine)
     assert manager.wait(mine, 60).status == "stopped"
-    again = manager.submit(TINY, session="alice")  # once it has ended, alice may start another
+    again = manager.submit(TINY, owner="alice")  # once it has ended, alice may start another
     assert all(manager.wait(i, 60).status == "finished" for i in [theirs, *cli, again])
     assert manager.active_run("alice") is None
 
@@ -126,10 +126,10 @@ def test_one_active_run_per_session(tmp_path, managers):
 def test_a_session_whose_run_is_queued_cannot_start_another(tmp_path, held_loader, managers):
     manager = managers(tmp_path, max_per_device=1, max_queue=16)
     ahead = manager.submit(TINY)  # holds the device slot
-    mine = manager.submit(TINY, session="alice")
+    mine = manager.submit(TINY, owner="alice")
     assert manager.get(mine).status == "queued"
     with pytest.raises(RunRefused, match=f"you already have a run going \\({mine}\\)"):
-        manager.submit(TINY, session="alice")
+        manager.submit(TINY, owner="alice")
     held_loader.set()
     assert [manager.wait(i, 60).status for i in (ahead, mine)] == ["finished", "finished"]
     assert len(manager.list()) == 2  # the refused click left nothing behind
@@ -159,7 +159,7 @@ def test_many_sessions_submit_at_once_and_every_run_ends(tmp_path, held_loader, 
     def student(i):
         start.wait()
         try:
-            run_id = manager.submit(TINY.replace(seed=i), session=f"student-{i}")
+            run_id = manager.submit(TINY.replace(seed=i), owner=f"student-{i}")
             with lock:
                 accepted[i] = run_id
         except RunRefused as e:
@@ -189,25 +189,25 @@ def test_many_sessions_submit_at_once_and_every_run_ends(tmp_path, held_loader, 
 
 def test_a_restarted_server_lists_earlier_runs(tmp_path, managers):
     first = managers(tmp_path)
-    done = first.wait(first.submit(TINY.replace(name="before the restart"), session="s"), 60)
+    done = first.wait(first.submit(TINY.replace(name="before the restart"), owner="s"), 60)
     assert done.status == "finished"
     second = managers(tmp_path)
     again = second.get(done.id)
-    assert again.status == "finished" and again.config == done.config and again.session is None
+    assert again.status == "finished" and again.config == done.config and again.owner is None
     assert again.losses == done.losses and again.epochs == done.epochs
     assert again.classes == done.classes and again.data_label == done.data_label
     assert again.started == pytest.approx(done.started) and again.ended == pytest.approx(done.ended)
     evaluation, dataset = second.evaluation(done.id)  # recomputed from the checkpoint
     assert evaluation.accuracy == pytest.approx(done.epochs[-1]["test_accuracy"])
     assert dataset.classes == done.classes
-    newer = second.wait(second.submit(TINY, session="s"), 60)  # and takes new runs beside them
+    newer = second.wait(second.submit(TINY, owner="s"), 60)  # and takes new runs beside them
     assert [s.id for s in second.list()] == [newer.id, done.id]
 
 
 def test_a_run_cut_off_by_a_restart_is_interrupted_with_its_metrics_so_far(tmp_path, managers):
     dying = managers(tmp_path)
     config = TINY.replace(epochs=3, max_steps=4)
-    run_id = dying.submit(config, session="s")
+    run_id = dying.submit(config, owner="s")
     wait_for(lambda: (s := dying.get(run_id)).epochs and s.last_batch["global_step"] >= 6)
     dying.pause(run_id)  # the server "dies" here: no results.json yet
     wait_for(lambda: dying.get(run_id).status == "paused")
@@ -250,11 +250,17 @@ def test_damaged_run_folders_do_not_stop_the_server(tmp_path, managers):
 
     restarted = managers(tmp_path)
     listed = {s.id: s for s in restarted.list()}
-    assert set(listed) == {a.name, b.name, c.name, e.name}  # d has no readable config: skipped
-    assert listed[a.name].status == "finished" and listed[a.name].losses == ()
-    assert listed[b.name].status == "finished" and listed[b.name].losses == ()
-    assert listed[c.name].status == "interrupted"  # results.json unreadable: it never ended cleanly
-    assert listed[e.name].status == "interrupted"
+    assert set(listed) == {a.name, b.name, c.name, d.name, e.name}  # the empty folders are no runs
+    reasons = {folder: listed[folder.name].message for folder in (a, b, c, d, e)}
+    assert all(listed[i].status == "damaged" and listed[i].losses == () for i in listed)
+    assert reasons == {
+        a: "damaged record: metrics.jsonl line 1: not UTF-8 text",
+        b: "damaged record: metrics.jsonl line 1: not an object",
+        c: "damaged record: results.json: not an object",
+        d: "damaged record: config.json: not JSON",
+        e: "damaged record: results.json: status is not one of finished, stopped, failed, interrupted",
+    }
+    assert (c / "results.json").read_text() == "[]"  # left as found, not rewritten as interrupted
 
 
 def test_run_ids_never_collide(tmp_path, managers, monkeypatch):

@@ -7,6 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from classroom.config import TrainConfig
 from classroom.runs import RunManager
+from tests import full_disk, run_folders
+from tests.run_folders import DAMAGE
 from ui import state
 
 TIMEOUT = 60
@@ -74,6 +76,10 @@ def test_a_link_with_run_id_opens_that_run(runs_dir):
     at = runs_page(run=runs_dir[1])
     assert at.selectbox(key="runs.open").value == runs_dir[1]
     assert any(runs_dir[1] in m.value for m in at.markdown)
+    at.selectbox(key="runs.open").select(runs_dir[0]).run()  # then another run picked by hand: it stays picked
+    assert at.selectbox(key="runs.open").value == runs_dir[0] and at.query_params["run"] == runs_dir[0]
+    at.run()
+    assert at.selectbox(key="runs.open").value == runs_dir[0]
 
 
 @pytest.mark.parametrize("garbage", ["../../etc/passwd", "20990101-000000-abcdef", "<script>"])
@@ -91,3 +97,55 @@ def test_several_runs_overlay_their_curves(runs_dir):
     assert len(charts) == 2
     loss = charts[0].proto.spec
     assert all(run_id in loss for run_id in runs_dir)  # one trace per run, named by its id
+
+
+BROUGHT_BY_THE_PROBE = ("created is text", "created far ahead", "epoch without test_accuracy", "batch without epoch",
+                        "results a list", "results status unknown")  # fmt: skip
+
+
+@pytest.fixture
+def damaged_runs(tmp_path, monkeypatch):
+    """A runs folder with one sound run and one run damaged in each way: {damage name or 'sound': run id}."""
+    folder = tmp_path / "runs"
+    ids = {"sound": run_folders.write_run(folder, "20260101-115959-000000").name}
+    for i, (name, (damage, _)) in enumerate(DAMAGE.items()):
+        damage(run_folders.write_run(folder, f"20260101-1200{i:02d}-{i:06x}"))
+        ids[name] = f"20260101-1200{i:02d}-{i:06x}"
+    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(folder))
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
+    state.manager.clear()
+    yield ids
+    state.manager().shutdown()
+    state.manager.clear()
+
+
+def test_damaged_records_are_listed_and_open_without_charts(damaged_runs):
+    at = runs_page()
+    table = at.dataframe[0].value
+    status = dict(zip(table["run"], table["status"]))
+    assert status == {run_id: "finished" if name == "sound" else "damaged" for name, run_id in damaged_runs.items()}
+    at.multiselect(key="runs.compare").set_value(list(damaged_runs.values())[:8]).run()
+    assert not at.exception
+    for name in BROUGHT_BY_THE_PROBE:
+        at = runs_page(run=damaged_runs[name])
+        assert any("damaged record" in m.value for m in at.info) and not at.get("plotly_chart")
+    at = runs_page(run=damaged_runs["sound"])
+    assert len(at.get("plotly_chart")) == 4  # loss, accuracy, per class, confusion: the sound run beside them draws
+
+
+def test_a_run_kept_in_memory_by_a_full_disk_offers_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
+    state.manager.clear()
+    try:
+        full_disk.fill(monkeypatch, tmp_path / "runs")
+        manager = state.manager()
+        snapshot = manager.wait(manager.submit(QUICK), timeout=120)
+        assert snapshot.status == "finished" and not snapshot.saved
+        at = runs_page(run=snapshot.id)
+        assert any(d.label == "Download the trained checkpoint" for d in at.download_button)
+    finally:
+        state.manager().shutdown()
+        state.manager.clear()

@@ -1,9 +1,9 @@
 """The classroom token gate: with CLASSROOM_TOKEN set, nothing but a sign-in box until the visitor gives it.
 
-The token is accepted from the sign-in box or from the link (`?token=...`, like Jupyter's), then kept in
-this browser session, so page switches do not ask again. CLASSROOM_INSTRUCTOR_TOKEN, when set, is a second
-token that signs in as the instructor (who may feature runs); without it every token holder is the instructor.
-Without CLASSROOM_TOKEN the app is open, for local use.
+The token is accepted from the sign-in box or from the link (`?token=...`, like Jupyter's), then kept for this
+browser (ui.gate: a reload or a second tab stays signed in). CLASSROOM_INSTRUCTOR_TOKEN, when set, is a second
+token that signs in as the instructor, who may feature any run and stop any run; without it there is no
+instructor. Without CLASSROOM_TOKEN the app is open, for local use, and its one user is the instructor.
 """
 
 import hmac
@@ -12,9 +12,13 @@ import time
 
 import streamlit as st
 
+from ui import gate
+
 ROLE = "classroom_role"  # st.session_state key: "student" or "instructor" once a token matched
+LIMITED = "classroom_limited"  # st.session_state key: seconds to wait, when too many wrong tokens came in
 WRONG_LINK = "classroom_wrong_link"  # st.session_state key: the link's token was wrong, say so in the box
-WRONG_TOKEN_DELAY = 1.0  # seconds; slows guessing and blocks only this session's script thread
+WRONG_TOKEN_DELAY = 1.0  # seconds; slows one session's guessing (ui.gate's limiter slows all of them)
+BROWSER = "classroom_browser"  # st.session_state key: this session's browser id when the browser sent no cookie
 
 
 def class_token() -> str:
@@ -25,9 +29,24 @@ def instructor_token() -> str:
     return os.environ.get("CLASSROOM_INSTRUCTOR_TOKEN", "")
 
 
+def browser_id() -> str:
+    """Who this student is: the browser's id cookie (set by serve.py's middleware), so a reload or a second tab
+    is the same student; a random id for this session when the browser sent none (AppTest, a bare app.py)."""
+    cookie = st.context.cookies.get(gate.COOKIE)
+    if gate.valid_browser_id(cookie):
+        return cookie
+    if BROWSER not in st.session_state:
+        st.session_state[BROWSER] = gate.new_browser_id()
+    return st.session_state[BROWSER]
+
+
 def signed_in() -> bool:
-    """True when the visitor may see the app: no token is set, this session gave it, or the link carries it."""
-    if not class_token() or st.session_state.get(ROLE):
+    """True when the visitor may see the app: no token is set, this browser gave it, or the link carries it."""
+    if not class_token():
+        return True
+    if not st.session_state.get(ROLE) and (role := gate.sign_ins.role(browser_id())):
+        st.session_state[ROLE] = role  # this browser signed in before: in another tab, or before a reload
+    if st.session_state.get(ROLE):
         return True
     if "token" in st.query_params:
         given = st.query_params["token"]
@@ -39,8 +58,7 @@ def signed_in() -> bool:
 
 
 def is_instructor() -> bool:
-    """The instructor: the holder of the instructor token (or of the class token when there is no
-    instructor token), or everyone when the app is open."""
+    """The instructor: the holder of the instructor token, or the one user of an open app."""
     if not class_token():
         return True
     return st.session_state.get(ROLE) == "instructor"
@@ -49,7 +67,7 @@ def is_instructor() -> bool:
 def role_of(given: str) -> str | None:
     """Which role a token grants: "instructor", "student" or None; compared in constant time."""
     given_bytes = given.strip().encode()
-    teacher, token = instructor_token() or class_token(), class_token()
+    teacher, token = instructor_token(), class_token()
     if teacher and hmac.compare_digest(given_bytes, teacher.encode()):
         return "instructor"
     if token and hmac.compare_digest(given_bytes, token.encode()):
@@ -58,11 +76,20 @@ def role_of(given: str) -> str | None:
 
 
 def _grant(given: str) -> bool:
+    """Check a token, within the server's limits on tries; says why in the sign-in box when refused."""
+    address = st.context.ip_address  # None on localhost (and not a string in AppTest): one bucket for those
+    address = address if isinstance(address, str) else None
+    wait = gate.limiter.take(address)
+    if wait:
+        st.session_state[LIMITED] = wait
+        return False
     role = role_of(given)
     if role is None:
         time.sleep(WRONG_TOKEN_DELAY)
         return False
+    gate.limiter.refund(address)
     st.session_state[ROLE] = role
+    gate.sign_ins.grant(browser_id(), role)
     return True
 
 
@@ -80,5 +107,7 @@ def sign_in_box() -> None:
             if _grant(given):
                 st.rerun()  # draw the app in place of this box
             wrong = True
-        if wrong:
+        if wait := st.session_state.pop(LIMITED, 0):
+            st.error(f"Too many wrong tokens were tried: wait {max(1, round(wait))} s, then try again.")
+        elif wrong:
             st.error("That token is not right. Check it (or the link) and try again, or ask your instructor.")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas  # noqa: F401  plotly imports it lazily, and two sessions' script threads importing it at once saw a half-initialised module
 import plotly.graph_objects as go
 
 from classroom.runs import Snapshot
+from ui import plain
 
 HEIGHT = 320
 
@@ -40,10 +42,14 @@ def loss_figure(snap: Snapshot) -> go.Figure:
     mode = "lines+markers" if len(steps) < 60 else "lines"
     fig.add_scatter(x=steps, y=losses, mode=mode, name="loss per interval", line=dict(color="#9aa5b1", width=1))
     fig.add_scatter(x=steps, y=smooth(losses), mode="lines", name="smoothed", line=dict(color="#e4572e", width=3))
-    if snap.last_batch:
-        per_epoch = snap.last_batch["steps_per_epoch"]
-        for e in range(1, len(snap.epochs) + 1):
-            fig.add_vline(x=e * per_epoch, line=dict(dash="dot", width=1, color="gray"))
+    if snap.last_batch and losses:
+        # The epoch boundaries as one trace of segments split by None: add_vline (or one shape per epoch)
+        # validates every shape again, seconds for 200 epochs on a chart redrawn every second.
+        per_epoch, low, high = snap.last_batch["steps_per_epoch"], min(losses), max(losses)
+        ends = range(per_epoch, (len(snap.epochs) + 1) * per_epoch, per_epoch)
+        x = [v for end in ends for v in (end, end, None)]
+        fig.add_scatter(x=x, y=[low, high, None] * len(ends), mode="lines", name="epoch end", hoverinfo="skip",
+                        showlegend=False, line=dict(dash="dot", width=1, color="gray"))  # fmt: skip
     return _layout(fig, "Training loss", "step", "cross-entropy loss")
 
 
@@ -61,7 +67,7 @@ def accuracy_figure(snap: Snapshot) -> go.Figure:
 
 def per_class_figure(per_class: dict[str, float], title: str = "Test accuracy per class") -> go.Figure:
     """One bar per class, in percent, labelled with its value."""
-    names, values = list(per_class), [100 * v for v in per_class.values()]
+    names, values = [plain.plot(n) for n in per_class], [100 * v for v in per_class.values()]  # class names: user-given
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1f}" for v in values], textposition="outside"))
     return _layout(fig, title, "class", "accuracy (%)", yaxis_range=[0, 110])
 
@@ -73,9 +79,10 @@ def confusion_figure(confusion: list[list[int]], classes, normalised: bool = Fal
         text = [[f"{v:.2f}" for v in row] for row in z]
     else:
         z, text = confusion, [[str(c) for c in row] for row in confusion]
+    names = [plain.plot(c) for c in classes]  # user-given: an image folder's subfolders, a checkpoint's list
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(classes), y=list(classes), text=text, texttemplate="%{text}", colorscale="Blues",
+            z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale="Blues",
             hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
         )
     )  # fmt: skip
@@ -86,7 +93,7 @@ def confusion_figure(confusion: list[list[int]], classes, normalised: bool = Fal
 
 
 def run_label(snap: Snapshot) -> str:
-    """How a run is named in legends and pickers."""
+    """How a run is named in legends and pickers: user-given text, for plain.plot() or plain.line()."""
     name = f" {snap.config.name}" if snap.config.name else ""
     return f"{snap.id}{name} ({snap.config.model}, {snap.data_label or snap.config.data})"
 
@@ -96,7 +103,7 @@ def overlay_loss_figure(snaps: list[Snapshot]) -> go.Figure:
     fig = go.Figure()
     for s in snaps:
         images = [step * s.config.batch_size for step, _ in s.losses]
-        fig.add_scatter(x=images, y=smooth([v for _, v in s.losses]), mode="lines", name=run_label(s))
+        fig.add_scatter(x=images, y=smooth([v for _, v in s.losses]), mode="lines", name=plain.plot(run_label(s)))
     return _layout(fig, "Training loss (smoothed)", "training images seen", "cross-entropy loss")
 
 
@@ -105,5 +112,5 @@ def overlay_accuracy_figure(snaps: list[Snapshot]) -> go.Figure:
     fig = go.Figure()
     for s in snaps:
         epochs, accuracy = [e["epoch"] for e in s.epochs], [100 * e["test_accuracy"] for e in s.epochs]
-        fig.add_scatter(x=epochs, y=accuracy, mode="lines+markers", name=run_label(s))
+        fig.add_scatter(x=epochs, y=accuracy, mode="lines+markers", name=plain.plot(run_label(s)))
     return _layout(fig, "Test accuracy per epoch", "epoch", "accuracy (%)", yaxis_range=[0, 100])

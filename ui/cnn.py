@@ -13,7 +13,7 @@ import torch
 from classroom import anatomy, checkpoints, data
 from classroom.config import TUTORIAL_MEAN, TUTORIAL_STD
 from classroom.models import Net
-from ui import state
+from ui import plain, state
 
 UNTRAINED, TRAINED = "untrained (random weights)", "latest trained checkpoint"
 
@@ -26,7 +26,7 @@ class Weights:
     classes: tuple[str, ...]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    label: str
+    label: str  # how the UI names them, as markdown (a run's data source is user-given)
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,9 +63,9 @@ def latest_weights() -> tuple[Weights | None, str]:
     try:
         model, info = _trained(str(path), path.stat().st_mtime)
     except (checkpoints.CheckpointError, OSError) as e:
-        return None, f"The newest checkpoint could not be loaded: {e}"
+        return None, f"The newest checkpoint could not be loaded: {plain.md(e)}"
     cfg = info["config"]
-    label = f"run {run.id} ({cfg.model}, {len(run.epochs)} epoch(s) on {run.data_label})"
+    label = f"run {run.id} ({cfg.model}, {len(run.epochs)} epoch(s) on {plain.md(run.data_label)})"
     return Weights(model, tuple(info["classes"]), tuple(cfg.mean), tuple(cfg.std), label), ""
 
 
@@ -89,7 +89,7 @@ def _big(image: torch.Tensor, scale: int = 5) -> np.ndarray:
 
 
 def _top3_chart(top: list[tuple[str, float]], key: str) -> None:
-    fig = go.Figure(go.Bar(x=[p * 100 for _, p in top][::-1], y=[c for c, _ in top][::-1], orientation="h"))
+    fig = go.Figure(go.Bar(x=[p * 100 for _, p in top][::-1], y=[plain.plot(c) for c, _ in top][::-1], orientation="h"))
     fig.update_traces(text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto")
     fig.update_layout(height=180, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="probability (%)", title="Top-3 prediction")
     fig.update_xaxes(range=[0, 100])
@@ -109,7 +109,7 @@ def setup() -> None:
         if weights is None:
             c2.warning(reason + " Showing the untrained net instead.")
         else:
-            c2.caption(f"Using {weights.label}; classes: {', '.join(weights.classes)}.")
+            c2.caption(f"Using {weights.label}; classes: {plain.md(', '.join(weights.classes))}.")
 
 
 def layers() -> None:
@@ -174,15 +174,16 @@ def upload() -> None:
     limit_mb = anatomy.MAX_UPLOAD_BYTES // 2**20
     file = st.file_uploader("An image of your own", key="cnn_upload", max_upload_size=limit_mb, help=f"up to {limit_mb} MB")
     if file is None:
-        st.caption(f"The prediction will come from the {weights.label}, which knows: {', '.join(weights.classes)}.")
+        classes = plain.md(", ".join(weights.classes))
+        st.caption(f"The prediction will come from the {weights.label}, which knows: {classes}.")
         return
     try:
         image = anatomy.image_from_upload(file.getvalue(), file.name)
     except data.DataError as e:
-        st.error(f"That file cannot be used: {e}.")
+        st.error(f"That file cannot be used: {plain.md(e)}.")
         return
     left, right = st.columns([1, 2])
-    left.image(_big(image), caption=f"{file.name}, as the net sees it (32×32)")
+    left.image(_big(image), caption=f"{plain.md(file.name)}, as the net sees it (32×32)")
     with right:
         _top3_chart(anatomy.top_k(weights.model, image, weights.classes, weights.mean, weights.std), key="cnn_upload_top3")
         st.caption(f"Predicted by the {weights.label}.")

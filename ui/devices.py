@@ -12,6 +12,7 @@ from streamlit.errors import StreamlitAPIException
 from classroom import timing
 from classroom.config import PRESETS
 from classroom.models import WideNet, parameter_count
+from ui import state
 
 BATCH_SIZES = (1, 4, 32, 128)  # from the tutorial's 4 up to a GPU-friendly batch, small enough for 2 busy cores
 
@@ -24,10 +25,9 @@ def _measure() -> tuple[float, list[timing.Timing]]:
 
 # A class opening this lesson together would otherwise start 30 measurements at once: each slower for the
 # others, and every page of the server with them (bench/load.py). One measurement serves the class for ten
-# minutes (concurrent first visits wait for it); "Measure again" times afresh for this student alone.
-@st.cache_data(ttl=600, show_spinner=False)
-def _class_measurement() -> tuple[float, list[timing.Timing]]:
-    return _measure()
+# minutes (concurrent first visits wait for it); "Measure again" times afresh for this student alone. Process-wide,
+# not st.cache_data: a client's clear_cache message must not make the class measure again.
+_class_measurement = state.ProcessWide(_measure, ttl=600)
 
 
 def timing_chart() -> None:

@@ -7,6 +7,7 @@ import threading
 import streamlit as st
 
 from classroom import data
+from ui import plain, state
 
 
 class Download:
@@ -45,10 +46,7 @@ class Download:
         self.done, self.total = done, total
 
 
-@st.cache_resource
-def cifar10_download() -> Download:
-    """The process-wide CIFAR-10 download."""
-    return Download()
+cifar10_download = state.ProcessWide(Download)  # the process-wide CIFAR-10 download, out of clear_cache's reach
 
 
 def panel(data_dir: str) -> None:
@@ -63,7 +61,7 @@ def panel(data_dir: str) -> None:
         _progress()
         return
     if job.error:
-        st.error(f"The download failed: {job.error}. You can train on shapes or an image folder instead.")
+        st.error(f"The download failed: {plain.md(job.error)}. You can train on shapes or an image folder instead.")
     if st.button("Download CIFAR-10", icon=":material/download:", key="lab.download"):
         job.start(data_dir, fetch=data.download_cifar10)
         _progress()

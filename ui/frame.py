@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 from classroom import data
-from ui import state
+from ui import plain, state
 
 STATUS_POLL_SECONDS = 2.0
 
@@ -51,8 +51,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Device: **{device_label()}**")
         sets = data.loaded()
-        st.caption("Data: " + (", ".join(f"**{d.label}**" for d in sets) if sets else "none loaded yet"))
-        run = state.manager().active_run(state.session_id())
+        st.caption("Data: " + (", ".join(f"**{plain.md(d.label)}**" for d in sets) if sets else "none loaded yet"))
+        run = state.manager().active_run(state.owner())
         if run:
             _run_status()
         elif run_id := st.session_state.get("lab_run"):
@@ -66,7 +66,7 @@ def sidebar() -> None:
 @st.fragment(run_every=STATUS_POLL_SECONDS)
 def _run_status() -> None:
     """This session's active run, refreshed while it goes; it stops polling once the run has ended."""
-    run = state.manager().active_run(state.session_id())
+    run = state.manager().active_run(state.owner())
     if run is None:
         st.rerun(scope="app")
     where = f" on {run.device}" if run.device else ""

@@ -9,7 +9,7 @@ import torch
 
 from classroom import data, models
 from classroom.config import MAX_BATCH_SIZE, MAX_EPOCHS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, ConfigError, TrainConfig
-from ui import download
+from ui import download, state
 
 PRESET_HELP = {
     "tutorial": "the PyTorch CIFAR-10 tutorial exactly: Net, batch 4, SGD lr 0.001 momentum 0.9, 2 epochs",
@@ -32,10 +32,10 @@ def available_devices() -> dict[str, str]:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _folder_problem(source: str) -> str | None:
+def _folder_problem(source: str, roots: tuple) -> str | None:
     """The layout problem of an image folder, checked at most every 10 s (a big folder takes a moment to list)."""
     try:
-        data.check_folder(source)
+        data.check_folder(source, roots)
     except data.DataError as e:
         return str(e)
     return None
@@ -150,10 +150,12 @@ def check(config: TrainConfig, data_dir: str) -> tuple[TrainConfig | None, list[
         problems.append(str(e))
     if config.data == "folder:":
         problems.append("data: type the path of an image folder with train/<class>/ and test/<class>/ inside")
-    elif config.data.startswith("folder:") and (problem := _folder_problem(config.data)):
+    elif config.data.startswith("folder:") and (problem := _folder_problem(config.data, tuple(state.data_roots()))):
         problems.append(f"data: {problem}")
     elif config.data == "cifar10" and not data.cifar10_present(data_dir):
         problems.append("data: CIFAR-10 is not downloaded yet: press Download CIFAR-10 below, or pick shapes or an image folder")
+    if not problems and (too_big := state.manager().memory_refusal(config)):
+        problems.append(f"batch_size: {too_big}")
     return (None if problems else config), problems
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from classroom import calculus, dynamic, graphs, tensor_lab
+from ui import plain
 
 
 def _heatmap(t: torch.Tensor, title: str) -> go.Figure:
@@ -63,7 +64,7 @@ def tensor_playground() -> None:
     try:
         shape_a, shape_b = tensor_lab.parse_shape(text_a), tensor_lab.parse_shape(text_b)
     except ValueError as e:
-        st.warning(f"Shape not understood: {e}")
+        st.warning(f"Shape not understood: {plain.md(e)}")  # it quotes what was typed
         return
     outcome = tensor_lab.apply(operation, shape_a, shape_b)
     code = [

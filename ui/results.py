@@ -10,8 +10,8 @@ import torch
 
 from classroom import checkpoints, data
 from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines, evaluate
-from classroom.runs import Snapshot
-from ui import charts, state
+from classroom.runs import NotYours, RunManager, Snapshot
+from ui import access, charts, plain, state
 
 POLL_SECONDS = 1.0
 STATUS_ICONS = {
@@ -23,6 +23,7 @@ STATUS_ICONS = {
     "stopped": ":material/stop_circle:",
     "failed": ":material/error:",
     "interrupted": ":material/warning:",
+    "damaged": ":material/report:",
 }  # fmt: skip (markdown icons: they render without an emoji font)
 GALLERY_SIZE = 16
 ZOOM = 3  # 32x32 images drawn 96x96 with crisp pixels
@@ -32,7 +33,7 @@ def show(run_id: str, key: str) -> None:
     """The whole run: polled once a second while it is active, drawn once when it has ended."""
     snap = state.manager().get(run_id)
     if snap is None:
-        st.warning(f"There is no run {run_id!r} on this server.")
+        st.warning(f"There is no run {plain.md(repr(run_id))} on this server.")
     elif snap.active:
         _live(run_id, key)
     else:
@@ -59,6 +60,8 @@ def duration(seconds: float) -> str:
 def view(snap: Snapshot, key: str) -> None:
     """Status, controls, progress, loss and accuracy charts, and the latest epoch's results."""
     status_line(snap)
+    if snap.status == "damaged":
+        return  # its files could not be trusted: the status line says why, and nothing from them is drawn
     controls(snap, key)
     progress(snap)
     left, right = st.columns(2)
@@ -79,27 +82,44 @@ def view(snap: Snapshot, key: str) -> None:
 def status_line(snap: Snapshot) -> None:
     icon = STATUS_ICONS.get(snap.status, "")
     c = snap.config
-    text = f"{icon} **{snap.status}** · run `{snap.id}` · {c.model} on {snap.data_label or c.data} · {snap.device}"
+    data_label = plain.md(snap.data_label or c.data)  # user-given, like the name and the message: shown as typed
+    text = f"{icon} **{snap.status}** · run `{snap.id}` · {c.model} on {data_label} · {snap.device}"
     text += f" · batch {c.batch_size}, lr {c.lr:g}, {c.optimizer}, {c.epochs} epochs"
-    st.markdown(text + (f" · *{c.name}*" if c.name else ""))
+    name = plain.md(c.name)
+    st.markdown(text + (f" · *{name}*" if name else ""))
     if snap.message and snap.status != "finished":
-        (st.error if snap.status == "failed" else st.info)(snap.message)
+        (st.error if snap.status == "failed" else st.info)(plain.md(snap.message))
     if not snap.saved:
         st.warning("This run's record could not be written to disk: its results live in memory only.")
 
 
 def controls(snap: Snapshot, key: str) -> None:
-    """Pause/Resume and Stop for an active run."""
+    """Pause/Resume and Stop for an active run, shown to its owner (Stop also to the instructor), no one else."""
     if not snap.active:
         return
-    mgr = state.manager()
+    me, instructor = state.owner(), access.is_instructor()
+    may = {action: RunManager.may_control(snap, me, instructor, action) for action in ("pause", "resume", "stop")}
+    if not any(may.values()):
+        return
     c = st.columns([1, 1, 6])
-    if snap.status == "paused":
-        c[0].button("Resume", icon=":material/play_arrow:", key=f"{key}-resume", on_click=mgr.resume, args=(snap.id,))
-    else:
-        disabled = snap.status != "running"
-        c[0].button("Pause", icon=":material/pause:", key=f"{key}-pause", on_click=mgr.pause, args=(snap.id,), disabled=disabled)
-    c[1].button("Stop", icon=":material/stop:", key=f"{key}-stop", on_click=mgr.stop, args=(snap.id,))
+    if snap.status == "paused" and may["resume"]:
+        c[0].button("Resume", icon=":material/play_arrow:", key=f"{key}-resume", on_click=_act, args=("resume", snap.id))
+    elif may["pause"]:
+        pause = {"on_click": _act, "args": ("pause", snap.id), "disabled": snap.status != "running"}
+        c[0].button("Pause", icon=":material/pause:", key=f"{key}-pause", **pause)
+    c[1].button("Stop", icon=":material/stop:", key=f"{key}-stop", on_click=_act, args=("stop", snap.id))
+
+
+def _act(action: str, run_id: str) -> None:
+    """A control's click, checked by the RunManager against who clicked (a forged click is refused there too)."""
+    mgr, me = state.manager(), state.owner()
+    try:
+        if action == "stop":
+            mgr.stop(run_id, by=me, instructor=access.is_instructor())
+        else:
+            getattr(mgr, action)(run_id, by=me)
+    except NotYours as e:
+        st.toast(str(e), icon=":material/block:")
 
 
 def progress(snap: Snapshot) -> None:
@@ -108,7 +128,7 @@ def progress(snap: Snapshot) -> None:
         st.info(f"Waiting for {snap.device}: position {snap.queue_position} in the queue. It starts when the runs ahead end.")
         return
     if snap.status == "loading":
-        st.progress(0.0, text=f"Loading the data set {snap.config.data}…")
+        st.progress(0.0, text=f"Loading the data set {plain.md(snap.config.data)}…")
         return
     b = snap.last_batch
     if b is None:
@@ -146,9 +166,9 @@ def epoch_results(snap: Snapshot, key: str) -> None:
 
 def final(snap: Snapshot, key: str) -> None:
     """After the run: the checkpoint download, the gallery and the misclassified browser."""
-    if (path := state.manager().checkpoint_path(snap.id)) is not None:
+    if (checkpoint := state.manager().checkpoint(snap.id)) is not None:  # from memory when the disk was full
         st.download_button(
-            "Download the trained checkpoint", path.read_bytes(), file_name=f"{snap.id}-{snap.config.model}.pt",
+            "Download the trained checkpoint", checkpoint, file_name=f"{snap.id}-{snap.config.model}.pt",
             mime="application/octet-stream", icon=":material/download:", key=f"{key}-checkpoint", on_click="ignore",
         )  # fmt: skip
     if snap.status not in ("finished", "stopped"):
@@ -166,13 +186,14 @@ def _tile(container, evaluation: Evaluation, dataset: data.Dataset, index: int) 
     """One test image, zoomed, with its true label, the prediction and the top-3 probabilities."""
     image = dataset.test_x[index].permute(1, 2, 0).numpy()
     image = np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
-    true, predicted = evaluation.classes[int(evaluation.labels[index])], evaluation.classes[int(evaluation.predictions[index])]
+    truth, guess = int(evaluation.labels[index]), int(evaluation.predictions[index])
+    true, predicted = plain.md(evaluation.classes[truth]), plain.md(evaluation.classes[guess])  # an image folder's subfolders
     container.image(image)
-    if true == predicted:
+    if truth == guess:
         container.markdown(f":green[:material/check:] **{true}**")
     else:
         container.markdown(f":red[:material/close: **{predicted}**]  \ntrue: **{true}**")
-    container.caption(" · ".join(f"{name} {p:.0%}" for name, p in evaluation.top_k(index, 3)))
+    container.caption(" · ".join(f"{plain.md(name)} {p:.0%}" for name, p in evaluation.top_k(index, 3)))
 
 
 def _grid(evaluation: Evaluation, dataset: data.Dataset, indices: list[int], per_row: int = 8) -> None:
@@ -206,7 +227,7 @@ def misclassified(evaluation: Evaluation, dataset: data.Dataset, key: str) -> No
     if not pairs:
         st.success("No test image was misclassified.")
         return
-    names = evaluation.classes
+    names = [plain.line(c) for c in evaluation.classes]  # option labels are plain text
     labels = {(t, p): f"true {names[t]} → predicted {names[p]} ({n} images)" for n, t, p in pairs}
     pair = st.selectbox("Which mistake", list(labels), format_func=labels.get, key=f"{key}-pair")
     indices = evaluation.misclassified(*pair).tolist()
@@ -227,12 +248,12 @@ def uploaded_checkpoint(data_dir: str) -> None:
         try:
             cached = (digest, *_evaluate_upload(raw, data_dir))
         except (checkpoints.CheckpointError, data.DataError) as e:
-            st.error(str(e))
+            st.error(plain.md(e))
             return
         st.session_state["lab.upload-result"] = cached
     _, info, evaluation = cached
     c = info["config"]
-    st.markdown(f"**{c.model}** trained on **{c.data}** ({c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}).")
+    st.markdown(f"**{c.model}** trained on **{plain.md(c.data)}** ({c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}).")
     st.code("\n".join(accuracy_lines(evaluation)), language=None)
     st.plotly_chart(charts.per_class_figure(evaluation.per_class_accuracy), key="lab-upload-per-class")
 
@@ -240,12 +261,18 @@ def uploaded_checkpoint(data_dir: str) -> None:
 def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
     model, info = checkpoints.load(raw)  # weights_only: nothing in the file is executed
     c = info["config"]
-    with st.spinner(f"Loading {c.data} and evaluating…"):
-        dataset = data.load(c.data, data_dir)
+    with st.spinner(f"Loading {plain.md(c.data)} and evaluating…"):
+        dataset = data.load(c.data, data_dir, roots=state.data_roots())  # the file names the folder: same checks as the lab
         if list(dataset.classes) != list(info["classes"]):
             raise checkpoints.CheckpointError(
-                f"this checkpoint knows the classes {', '.join(info['classes'])}, but {c.data} here has "
-                f"{', '.join(dataset.classes)}: it cannot be evaluated on it"
+                f"this checkpoint knows the classes {_few(info['classes'])}, but {c.data} here has "
+                f"{_few(dataset.classes)}: it cannot be evaluated on it"
             )
         evaluation = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, c.mean, c.std, tta=c.tta)
     return info, evaluation
+
+
+def _few(names, shown: int = 4) -> str:
+    """A class list for a message: the first few names and how many there are, never thousands of them."""
+    names = list(names)
+    return ", ".join(names[:shown]) + (f", … ({len(names)} in all)" if len(names) > shown else "")

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from classroom.runs import RUN_ID, Snapshot
-from ui import charts
+from ui import charts, plain
 
 
 def rows(snaps: list[Snapshot]) -> list[dict]:
@@ -19,9 +19,9 @@ def rows(snaps: list[Snapshot]) -> list[dict]:
             {
                 "run": s.id,
                 "status": s.status,
-                "name": s.config.name,
+                "name": plain.line(s.config.name),
                 "model": s.config.model,
-                "data": s.data_label or s.config.data,
+                "data": plain.line(s.data_label or s.config.data),
                 "device": s.device,
                 "epochs": f"{len(s.epochs)} / {s.config.epochs}",
                 "batch": s.config.batch_size,
@@ -46,16 +46,18 @@ def table(snaps: list[Snapshot]) -> None:
 def pick(snaps: list[Snapshot]) -> str | None:
     """The run to open: ?run=ID when it names a known run (else a message), or the selectbox's choice; kept in the URL."""
     ids = [s.id for s in snaps]
-    labels = {s.id: f"{charts.run_label(s)} · {s.status}" for s in snaps}
+    labels = {s.id: plain.line(f"{charts.run_label(s)} · {s.status}") for s in snaps}  # option labels are plain text
     asked = st.query_params.get("run")
     if asked is not None and asked not in ids:
         shown = asked[:40] + ("…" if len(asked) > 40 else "")
         why = "is not a run id" if not RUN_ID.match(asked) else "is not a run on this server"
-        st.warning(f"The link asks for run {shown!r}, which {why}. Pick one below.")
+        st.warning(f"The link asks for run {plain.md(repr(shown))}, which {why}. Pick one below.")
         asked = None
-    if asked is not None:
+    # The link opens its run once; after that the selectbox rules (it used to snap back to the link's run).
+    if asked is not None and (asked != st.session_state.get("runs.linked") or st.session_state.get("runs.open") is None):
         st.session_state["runs.open"] = asked
     chosen = st.selectbox("Open a run", ids, format_func=labels.get, key="runs.open", index=None, placeholder="Choose a run")
+    st.session_state["runs.linked"] = chosen
     if chosen is not None:
         st.query_params["run"] = chosen
     elif "run" in st.query_params:
@@ -65,7 +67,7 @@ def pick(snaps: list[Snapshot]) -> str | None:
 
 def overlay(snaps: list[Snapshot]) -> None:
     """Loss and test accuracy of several runs on the same axes."""
-    labels = {s.id: charts.run_label(s) for s in snaps}
+    labels = {s.id: plain.line(charts.run_label(s)) for s in snaps}
     chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="runs.compare", max_selections=8)
     if not chosen:
         st.caption("Pick two or more runs to overlay their curves.")

@@ -1,21 +1,55 @@
-"""Process-wide objects every session shares, and this session's identity."""
+"""Process-wide objects every session shares, and this student's identity.
+
+They live in module-level singletons, created once per server process: never in st.cache_resource, whose
+contents any client can drop with Streamlit's clear_cache message (that rebuilt the RunManager from disk while
+runs were training, and let every device take more runs than it has slots)."""
+
+from __future__ import annotations
 
 import os
-import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
-import streamlit as st
-
+from classroom import data
 from classroom.runs import RunManager
+from ui import access
+
+T = TypeVar("T")
 
 
-@st.cache_resource
-def manager() -> RunManager:
-    """The one RunManager of this server process (DESIGN.md: runs outlive pages and tabs)."""
+class ProcessWide(Generic[T]):
+    """One object per server process, made on first use (again once `ttl` seconds old); concurrent first
+    uses wait for the one being made. clear() is for tests and shutdown only."""
+
+    def __init__(self, make: Callable[[], T], ttl: float | None = None):
+        self._make, self._ttl, self._lock = make, ttl, threading.Lock()
+        self._value: T | None = None
+        self._made = 0.0
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None or (self._ttl is not None and time.monotonic() - self._made > self._ttl):
+                self._value, self._made = self._make(), time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def _make_manager() -> RunManager:
     return RunManager(
         runs_dir=os.environ.get("CLASSROOM_RUNS_DIR", "runs"),
         max_per_device=_env_int("CLASSROOM_MAX_RUNS_PER_DEVICE", 1),
         max_queue=_env_int("CLASSROOM_MAX_QUEUE", 16),
+        max_run_bytes=_env_int("CLASSROOM_MAX_RUN_MB", 2048) * 2**20,
+        data_roots=data_roots(),
     )
+
+
+manager = ProcessWide(_make_manager)  # the one RunManager of this server (DESIGN.md: runs outlive pages and tabs)
 
 
 def data_dir() -> str:
@@ -23,11 +57,9 @@ def data_dir() -> str:
     return os.environ.get("CLASSROOM_DATA_DIR", "data")
 
 
-def session_id() -> str:
-    """A random id for this browser session, used to allow one active run per session."""
-    if "session_id" not in st.session_state:
-        st.session_state.session_id = secrets.token_hex(8)
-    return st.session_state.session_id
+def owner() -> str:
+    """Whose runs these are: this browser (a reload or a second tab is the same student)."""
+    return access.browser_id()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -35,3 +67,8 @@ def _env_int(name: str, default: int) -> int:
         return max(1, int(os.environ.get(name, default)))
     except ValueError:
         return default
+
+
+def data_roots() -> list:
+    """The folders whose image sets this server may read (CLASSROOM_DATA_ROOTS; the data dir by default)."""
+    return data.allowed_roots(data_dir())
