@@ -38,6 +38,11 @@ def open_signed_in(context, url: str):
     return page
 
 
+def control(page, name: str):
+    """A run's Pause or Stop button, in the page itself (Streamlit's toolbar has a Stop of its own while a script runs)."""
+    return page.locator('[data-testid="stMain"]').get_by_role("button", name=name, exact=True)
+
+
 def set_number(page, label: str, value: int) -> None:
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
@@ -60,18 +65,18 @@ def test_a_students_run_is_theirs_across_reloads_and_tabs_and_only_the_instructo
     lab.get_by_text("More knobs").click()
     set_number(lab, "Steps per epoch cap (0 = all)", 100)
     lab.get_by_role("button", name="Start training").click()
-    expect(lab.get_by_role("button", name="Stop")).to_be_visible(timeout=WAIT)
+    expect(control(lab, "Stop")).to_be_visible(timeout=WAIT)
     run_id = next(runs.iterdir()).name
 
     # A reload is the same student: still signed in, "Your run" with its controls, Start disabled.
     lab.reload()
     expect(lab.get_by_role("heading", name="Your run")).to_be_visible(timeout=WAIT)
-    expect(lab.get_by_role("button", name="Stop")).to_be_visible(timeout=WAIT)
+    expect(control(lab, "Stop")).to_be_visible(timeout=WAIT)
     expect(lab.get_by_role("button", name="Start training")).to_be_disabled(timeout=WAIT)
     assert lab.get_by_label("Class token", exact=True).count() == 0
     # So is a second tab of the same browser.
     tab = open_signed_in(student, f"{url}/lab")
-    expect(tab.get_by_role("button", name="Stop")).to_be_visible(timeout=WAIT)
+    expect(control(tab, "Stop")).to_be_visible(timeout=WAIT)
     expect(tab.get_by_role("button", name="Start training")).to_be_disabled(timeout=WAIT)
     tab.close()
 
@@ -80,8 +85,8 @@ def test_a_students_run_is_theirs_across_reloads_and_tabs_and_only_the_instructo
     theirs = open_signed_in(other, f"{url}/runs?run={run_id}&token={TOKEN}")
     expect(theirs.get_by_text(run_id).first).to_be_visible(timeout=WAIT)
     expect(theirs.get_by_text("images/s").first).to_be_visible(timeout=WAIT)  # the live view is drawn
-    assert theirs.get_by_role("button", name="Stop").count() == 0
-    assert theirs.get_by_role("button", name="Pause").count() == 0
+    assert control(theirs, "Stop").count() == 0
+    assert control(theirs, "Pause").count() == 0
     screenshot(theirs, "security-another-students-run")
     assert other.request.get(f"{url}/_stcore/metrics").status == 403
     assert not (runs / run_id / "results.json").exists()  # still training
@@ -89,10 +94,10 @@ def test_a_students_run_is_theirs_across_reloads_and_tabs_and_only_the_instructo
     # The instructor may stop it (and only stop it: pausing is the student's).
     teacher = browser_context(browser)
     view = open_signed_in(teacher, f"{url}/runs?run={run_id}&token={TEACHER}")
-    expect(view.get_by_role("button", name="Stop")).to_be_visible(timeout=WAIT)
-    assert view.get_by_role("button", name="Pause").count() == 0
+    expect(control(view, "Stop")).to_be_visible(timeout=WAIT)
+    assert control(view, "Pause").count() == 0
     assert teacher.request.get(f"{url}/_stcore/metrics").status == 200
-    view.get_by_role("button", name="Stop").click()
+    control(view, "Stop").click()
     expect(lab.get_by_text("Sample test images")).to_be_visible(timeout=WAIT)  # the student's lab: stopped, with results
 
     # The gallery's images are served to signed-in browsers only.
