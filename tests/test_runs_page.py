@@ -31,11 +31,16 @@ def earlier_runs(tmp_path_factory):
 def runs_dir(earlier_runs, tmp_path, monkeypatch):
     """The page's manager: a fresh one (as after a restart) that reads the earlier runs back from disk."""
     folder, ids = earlier_runs
+    yield from served(folder, tmp_path, monkeypatch, ids)
+
+
+def served(folder, tmp_path, monkeypatch, value):
+    """Fixture body: the app's RunManager reads `folder` (as after a restart); yields value; stops its runs after."""
     monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(folder))
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
     state.manager.clear()
-    yield ids
+    yield value
     state.manager().shutdown()
     state.manager.clear()
 
@@ -111,13 +116,7 @@ def damaged_runs(tmp_path, monkeypatch):
     for i, (name, (damage, _)) in enumerate(DAMAGE.items()):
         damage(run_folders.write_run(folder, f"20260101-1200{i:02d}-{i:06x}"))
         ids[name] = f"20260101-1200{i:02d}-{i:06x}"
-    monkeypatch.setenv("CLASSROOM_RUNS_DIR", str(folder))
-    monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("CLASSROOM_TOKEN", raising=False)
-    state.manager.clear()
-    yield ids
-    state.manager().shutdown()
-    state.manager.clear()
+    yield from served(folder, tmp_path, monkeypatch, ids)
 
 
 def test_damaged_records_are_listed_and_open_without_charts(damaged_runs):
