@@ -13,8 +13,9 @@ from typing import BinaryIO
 import torch
 import torch.nn as nn
 
-from classroom.config import ConfigError, TrainConfig
-from classroom.models import build
+from classroom.config import PRESETS, ConfigError, TrainConfig
+from classroom.data import CIFAR10_CLASSES
+from classroom.models import MODELS, build
 
 FORMAT = "torch-classroom-checkpoint-1"
 MAX_ENTRIES = 10_000  # files in the zip: one per tensor plus a few (fast-cnn has 39 tensors)
@@ -69,8 +70,10 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
         stream = open(source, "rb")
     with stream:
         payload = _unpickle(stream, name)
+    if _is_state_dict(payload):  # the tutorial's own torch.save(net.state_dict(), PATH)
+        return _load_state_dict(payload, name, device)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is a PyTorch file but not a Torch Classroom checkpoint")
+        raise CheckpointError(f"{name} is a PyTorch file but neither a Torch Classroom checkpoint nor a model's state_dict")
     classes = _checked_classes(payload.get("classes"), name)
     try:
         config = TrainConfig.from_dict(payload["config"])
@@ -83,6 +86,54 @@ def load(source: str | os.PathLike | bytes, device: str | torch.device = "cpu") 
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     info["config"], info["classes"] = config, classes
     return model.to(device).eval(), info
+
+
+def _is_state_dict(payload) -> bool:
+    """A plain state_dict: parameter names to tensors, and nothing else."""
+    return isinstance(payload, dict) and bool(payload) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items()
+    )
+
+
+def _load_state_dict(state: dict, name: str, device) -> tuple[nn.Module, dict]:
+    """A built-in model recognised from a plain state_dict's keys and shapes, with the CIFAR-10 tutorial's settings."""
+    # torch.compile and DataParallel save their wrapper's prefix with every name
+    state = {re.sub(r"^(_orig_mod\.|module\.)+", "", k): v for k, v in state.items()}
+    for model_name in MODELS:
+        model = _fitting(model_name, state)
+        if model is not None:
+            classes = _default_classes(_head(model).out_features)
+            preset = "fast-cnn" if model_name == "fast-cnn" else "tutorial"
+            config = PRESETS[preset].replace(model=model_name, data="cifar10")  # how these models are trained
+            info = {"format": "state_dict", "model": model_name, "config": config, "classes": classes, "metrics": {}}
+            return model.to(device).eval(), info
+    raise CheckpointError(f"{name} holds a state_dict, but not of a model this app knows ({', '.join(MODELS)})")
+
+
+def _fitting(model_name: str, state: dict) -> nn.Module | None:
+    """The model of this name whose parameter names and shapes are exactly those of state, loaded; else None."""
+    probe = build(model_name)
+    if set(probe.state_dict()) != set(state):
+        return None
+    head = next(k for k, m in probe.named_modules() if m is _head(probe))
+    classes = state[f"{head}.weight"].shape[0]
+    if not 1 <= classes <= MAX_CLASSES:
+        return None
+    model = build(model_name, num_classes=classes)
+    if any(v.shape != state[k].shape for k, v in model.state_dict().items()):
+        return None
+    model.load_state_dict(state)
+    return model
+
+
+def _head(model: nn.Module) -> nn.Linear:
+    """The last Linear layer: its outputs are the classes."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+
+def _default_classes(count: int) -> list[str]:
+    """CIFAR-10's names for a 10-class model (the tutorial's classes), else numbered classes."""
+    return list(CIFAR10_CLASSES) if count == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(count)]
 
 
 def _unpickle(stream: BinaryIO, name: str):

@@ -87,9 +87,9 @@ def test_a_truncated_file_is_refused(saved):
 
 
 def test_a_foreign_torch_file_is_refused(tmp_path):
-    path = tmp_path / "plain.pt"
-    torch.save(build("net").state_dict(), path)  # a plain state_dict, as the tutorial saves it
-    with pytest.raises(CheckpointError, match="not a Torch Classroom checkpoint"):
+    path = tmp_path / "other.pt"
+    torch.save({"epoch": 3, "optimizer": "adam"}, path)  # plain data, but neither a checkpoint nor a state_dict
+    with pytest.raises(CheckpointError, match="neither a Torch Classroom checkpoint nor a model's state_dict"):
         checkpoints.load(path)
 
 
@@ -214,3 +214,34 @@ def test_a_checkpoint_at_every_limit_still_loads(tmp_path):
     path = checkpoints.save(tmp_path / "big.pt", model, TrainConfig(), classes, {"confusion": confusion})
     loaded, info = checkpoints.load(path)
     assert info["classes"] == classes and info["metrics"]["confusion"][999] == confusion[999]
+
+
+@pytest.mark.parametrize("model_name", ["net", "wide-net", "fast-cnn"])
+def test_the_tutorials_own_state_dict_loads_as_its_model(tmp_path, model_name):
+    """torch.save(net.state_dict(), "cifar_net.pth"), as the tutorial (and the lab's script) saves: recognised from its
+    keys and shapes, weights exact, CIFAR-10's class names, the settings its model trains with."""
+
+    net = build(model_name)
+    torch.save(net.state_dict(), tmp_path / "cifar_net.pth")
+    model, info = checkpoints.load(tmp_path / "cifar_net.pth")
+    assert type(model) is type(net) and info["model"] == model_name and info["config"].model == model_name
+    assert info["classes"] == ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    for (key, theirs), ours in zip(net.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(theirs, ours), key
+    assert not model.training
+
+
+def test_a_state_dict_of_a_compiled_or_other_width_model_loads_and_a_foreign_one_is_refused():
+
+    net = build("net", num_classes=3)
+    compiled = {f"_orig_mod.{k}": v for k, v in net.state_dict().items()}  # what torch.compile's module saves
+    buffer = io.BytesIO()
+    torch.save(compiled, buffer)
+    model, info = checkpoints.load(buffer.getvalue())
+    assert info["classes"] == ["class 0", "class 1", "class 2"] and model.fc3.out_features == 3
+    assert torch.equal(model.fc3.weight, net.fc3.weight)
+    for foreign in ({"weight": torch.zeros(3)}, {k: v for k, v in net.state_dict().items() if k != "fc3.bias"}):
+        buffer = io.BytesIO()
+        torch.save(foreign, buffer)
+        with pytest.raises(CheckpointError, match="a state_dict, but not of a model this app knows"):
+            checkpoints.load(buffer.getvalue())
