@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from classroom import checkpoints
+from classroom import checkpoints, lessons
 from classroom.config import TrainConfig
 from classroom.models import Net
 
@@ -41,6 +41,12 @@ def fake_manager(runs: list, checkpoint) -> SimpleNamespace:
     return SimpleNamespace(list=lambda: runs, checkpoint_path=lambda _: checkpoint, active_run=lambda _: None)
 
 
+def slug(path: str) -> str:
+    """pages/lesson_1_why.py -> 01_why, the lesson file it draws."""
+    _, number, name = Path(path).stem.split("_", 2)
+    return f"{int(number):02d}_{name}"
+
+
 def page(path: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page(path).run()  # through app.py's router, as a browser gets it
@@ -57,10 +63,16 @@ def test_there_are_seven_lesson_pages():
 def test_page_renders_title_code_and_questions(path):
     at = page(path)
     assert len(at.title) == 1 and len(at.code) >= 4
-    quiz = at.radio(key=next(r.key for r in at.radio if r.key and "-q1" in r.key))
-    wrong = next(o for o in quiz.options if o)  # pick an answer and read its explanation
-    quiz.set_value(wrong).run()
-    assert at.success or at.error[-1].value.startswith("Not quite.")
+    first = lessons.load(slug(path)).questions[0]
+    right = next(o for o in first.options if o.correct)
+    wrong = next(o for o in first.options if not o.correct)
+    quiz = at.radio(key=f"{slug(path)}-q1")
+    quiz.set_value(wrong.text)
+    next(b for b in at.button if b.label == "Check").click().run()
+    assert [e.value for e in at.error] == [f"Not quite. {wrong.why}"] and not any("Right" in m.value for m in at.success)
+    at.radio(key=f"{slug(path)}-q1").set_value(right.text)
+    next(b for b in at.button if b.label == "Check").click().run()
+    assert f"Right: {right.why}" in [m.value for m in at.success] and not at.error
     assert "This lesson asks for a widget" not in " ".join(w.value for w in at.warning)
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 from classroom import data
-from ui import plain, state
+from ui import lessons, plain, state
 
 STATUS_POLL_SECONDS = 2.0
 
@@ -50,6 +50,7 @@ _router = threading.local()  # one script thread per session run: the flag is th
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Device: **{device_label()}**")
+        _checks()
         sets = data.loaded()
         st.caption("Data: " + (", ".join(f"**{plain.md(d.label)}**" for d in sets) if sets else "none loaded yet"))
         run = state.manager().active_run(state.owner())
@@ -61,6 +62,17 @@ def sidebar() -> None:
                 st.caption(f"Your last run: **{snap.status}**")
                 link = {"label": "See it in All runs", "icon": ":material/monitoring:", "query_params": {"run": run_id}}
                 st.page_link("pages/runs.py", **link)
+
+
+def _checks() -> None:
+    """How many check questions this browser got right, in each lesson it has answered some."""
+    me, parts = state.owner(), []
+    for number, (slug, total) in enumerate(lessons.question_counts().items(), 1):
+        right, answered = state.answers.score(me, f"{slug}-q")
+        if answered:
+            parts.append(f"lesson {number}: {right} of {total}")
+    if parts:
+        st.caption(":material/task_alt: Questions right: " + ", ".join(parts))
 
 
 @st.fragment(run_every=STATUS_POLL_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import plotly.io as pio
@@ -10,12 +11,19 @@ from streamlit.errors import StreamlitAPIException
 
 from classroom import lessons
 from classroom.lessons import Code, Prose, Question, Widget
+from ui import state
 
 
 @st.cache_data(show_spinner="Running the lesson's code…")
 def _outputs(slug: str, text: str) -> list[lessons.Output]:
     """The blocks' outputs, computed once per lesson text (the text is the cache key, so an edit reruns them)."""
     return lessons.run(lessons.parse(text, slug))
+
+
+@functools.lru_cache(maxsize=1)
+def question_counts() -> dict[str, int]:
+    """{lesson slug: number of check questions}, read once per process."""
+    return {path.stem: len(lessons.load(path.stem).questions) for path in lessons.lesson_files()}
 
 
 def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None) -> lessons.Lesson:
@@ -68,14 +76,30 @@ def _show_output(output: lessons.Output) -> None:
 
 
 def question(q: Question, key: str, number: int) -> None:
-    """A check-yourself question: pick an option, read why it is right or wrong."""
+    """A check-yourself question: pick an option, press Check, read why it is right or wrong.
+
+    Graded only on Check (a radio graded on change would reveal the answer to arrow keys cycling through it), and
+    kept for this browser, so a page switch or a reload shows the answer given."""
+    given = state.answers.get(state.owner(), key)
+    labels = [o.text for o in q.options]
     with st.container(border=True):
         st.markdown(f"**Check yourself {number}.** {q.prompt}")
-        labels = [o.text for o in q.options]
-        choice = st.radio("Your answer", labels, index=None, key=key, label_visibility="collapsed")
-        if choice is not None:
-            option = q.options[labels.index(choice)]
-            (st.success if option.correct else st.error)(("Right. " if option.correct else "Not quite. ") + option.why)
+        with st.form(key=f"{key}-form", border=False):
+            index = labels.index(given) if given in labels else None
+            choice = st.radio("Your answer", labels, index=index, key=key, label_visibility="collapsed")
+            checked = st.form_submit_button("Check", icon=":material/task_alt:")
+        if checked and choice is not None:
+            given = choice
+            state.answers.put(state.owner(), key, choice, q.options[labels.index(choice)].correct)
+        elif checked:
+            st.caption("Pick an answer first.")
+        if given in labels:
+            option = q.options[labels.index(given)]
+            if option.correct:
+                st.success(f"Right: {option.why}", icon=":material/check_circle:")
+            else:
+                st.error(f"Not quite. {option.why}", icon=":material/cancel:")
             with st.expander("Why each answer is right or wrong"):
                 for o in q.options:
-                    st.markdown(f"{'✅' if o.correct else '❌'} **{o.text}** — {o.why}")
+                    mark = ":green[:material/check_circle:]" if o.correct else ":red[:material/cancel:]"
+                    st.markdown(f"{mark} **{o.text}** — {o.why}")

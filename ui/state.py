@@ -52,6 +52,37 @@ def _make_manager() -> RunManager:
 manager = ProcessWide(_make_manager)  # the one RunManager of this server (DESIGN.md: runs outlive pages and tabs)
 
 
+class Answers:
+    """Every browser's answers to the lessons' check questions, kept for the process (a reload finds them again)."""
+
+    MAX_BROWSERS = 10_000  # a bound on memory: the oldest browser's answers go first
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_browser: dict[str, dict[str, tuple[str, bool]]] = {}
+
+    def get(self, browser: str, key: str) -> str | None:
+        with self._lock:
+            return self._by_browser.get(browser, {}).get(key, (None, False))[0]
+
+    def put(self, browser: str, key: str, answer: str, right: bool) -> None:
+        with self._lock:
+            mine = self._by_browser.pop(browser, {})
+            mine[key] = (answer, right)
+            self._by_browser[browser] = mine  # most recent last
+            while len(self._by_browser) > self.MAX_BROWSERS:
+                del self._by_browser[next(iter(self._by_browser))]
+
+    def score(self, browser: str, prefix: str) -> tuple[int, int]:
+        """(right, answered) among this browser's answers whose key starts with prefix (a lesson's slug)."""
+        with self._lock:
+            mine = [right for key, (_, right) in self._by_browser.get(browser, {}).items() if key.startswith(prefix)]
+        return sum(mine), len(mine)
+
+
+answers = Answers()
+
+
 def data_dir() -> str:
     """Where CIFAR-10 and decoded image folders are kept."""
     return os.environ.get("CLASSROOM_DATA_DIR", "data")
