@@ -12,7 +12,7 @@ OPERATIONS = {
     "a + b": "add, broadcasting",
     "a * b": "multiply elementwise, broadcasting",
     "a @ b": "matrix multiplication",
-    "torch.cat([a, b], dim=0)": "stack along the first dimension",
+    "torch.cat([a, b], dim=0)": "join end to end along the first dimension (torch.stack would add a new one)",
     "a.reshape(b.shape)": "same values, new shape",
     "a.sum(dim=0)": "sum away the first dimension",
 }

@@ -165,7 +165,10 @@ def graph() -> None:
     f, x0 = _function()
     x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
     y = f.fn(x)
-    st.caption(f"y = {f.code}, recorded at x = {x0:g}: {len(graphs.operations(y))} nodes")
+    st.caption(
+        f"y = {f.code}, recorded at x = {x0:g}: {len(graphs.operations(y))} nodes. Arrows point the way the values "
+        "flowed; backward() walks them the other way, from y up to the leaf x."
+    )
     st.graphviz_chart(graphs.to_dot(y, {"x": x}, label="y"))
 
 
@@ -213,7 +216,7 @@ def two_graphs() -> None:
         out.backward()
         branch = "relu" if "ReluBackward0" in graphs.operations(out) else "tanh"
         side.markdown(
-            f"Loop ran **{steps}** time(s), took the **{branch}** branch; output {out.item():.4f}, "
+            f"Loop ran **{steps}** time{'s' * (steps != 1)}, took the **{branch}** branch; output {out.item():.4f}, "
             f"d out / d w = {w.grad.item():.4f}; **{len(graphs.operations(out))}** nodes."
         )
         side.graphviz_chart(graphs.to_dot(out, {"w": w}, label=f"out ({name})"))
