@@ -328,3 +328,27 @@ def test_a_run_that_would_take_too_much_memory_is_refused_before_it_starts(monke
     assert "would need about" in errors(at) and next(b for b in at.button if b.label == "Start training").disabled
     at.number_input(key="lab.fast-cnn.batch_size").set_value(256).run()
     assert "would need about" not in errors(at)
+
+
+def test_the_middleware_drops_a_clients_clear_cache_message():
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    clear, rerun = BackMsg(), BackMsg()
+    clear.clear_cache = True
+    rerun.rerun_script.query_string = "a=1"
+    incoming = [{"type": "websocket.receive", "bytes": m.SerializeToString()} for m in (clear, clear, rerun)]
+    incoming.append({"type": "websocket.disconnect"})
+    seen = []
+
+    async def app(scope, receive, send):
+        while (message := await receive())["type"] != "websocket.disconnect":
+            parsed = BackMsg()
+            parsed.ParseFromString(message["bytes"])
+            seen.append(parsed.WhichOneof("type"))
+
+    async def receive():
+        return incoming.pop(0)
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, gate.Guard(app)({"type": "websocket", "path": "/_stcore/stream"}, receive, None)).result()
+    assert seen == ["rerun_script"]  # both clear_cache messages dropped, the rest delivered in order

@@ -3,7 +3,8 @@
 A student is a browser, not a websocket session: the middleware gives every browser a random id in an HttpOnly
 cookie on its first page load, the websocket brings it back, and a reload or a second tab is the same student.
 Sign-ins are kept per browser id here, in the process, so the middleware can serve downloads (/media) only to
-signed-in browsers. Nothing here imports streamlit: the middleware runs outside any script.
+signed-in browsers, and it drops Streamlit's clear_cache messages from every websocket. Nothing here runs inside
+a script: the middleware sits in front of Streamlit's own routes.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class Guard:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await self.app(scope, _without_clear_cache(receive), send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         browser = _cookie(scope)
@@ -148,6 +151,33 @@ class Guard:
             await send(message)
 
         return await self.app(scope, receive, send_with_cookie)
+
+
+def _without_clear_cache(receive):
+    """The websocket's messages less Streamlit's clear_cache: a client may not empty the caches every session shares
+    (process-wide state lives outside them anyway, in ui.state; this keeps the lessons' outputs from being recomputed
+    on any client's whim)."""
+
+    async def receive_allowed():
+        while True:
+            message = await receive()
+            if message.get("type") != "websocket.receive" or not _is_clear_cache(message.get("bytes")):
+                return message
+
+    return receive_allowed
+
+
+def _is_clear_cache(data: bytes | None) -> bool:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    if not data:
+        return False
+    msg = BackMsg()
+    try:
+        msg.ParseFromString(data)
+    except Exception:  # not a BackMsg: Streamlit's own handler will refuse it
+        return False
+    return msg.WhichOneof("type") == "clear_cache"
 
 
 def _cookie(scope) -> str | None:
