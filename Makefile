@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint pytest e2e clean
+.PHONY: run test lint pytest e2e mutate clean
 
 $(BIN)/activate: requirements.txt
 	sh scripts/install-venv.sh $(PYTHON) $(VENV)  # the Dockerfile runs the same script
@@ -27,6 +27,9 @@ pytest: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 test: lint pytest
+
+mutate: $(VENV)/.dev  # by hand, not in CI: about 15 minutes on 2 cores (README.md, "Development")
+	$(BIN)/python scripts/mutate.py
 
 clean:
 	rm -rf $(VENV) runs test-artifacts

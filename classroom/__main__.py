@@ -10,8 +10,8 @@ from pathlib import Path
 
 from classroom import checkpoints, data
 from classroom.config import PRESETS, ConfigError, preset
-from classroom.evaluation import accuracy_lines, evaluate
-from classroom.training import BatchEnd, Control, EpochEnd, train
+from classroom.evaluation import accuracy_lines
+from classroom.training import BatchEnd, Control, EpochEnd, reevaluate, train
 
 # (flag, TrainConfig field, type, help) for the knobs the command line exposes.
 KNOBS = [
@@ -25,7 +25,7 @@ KNOBS = [
     ("--device", "device", str, "auto | cpu | cuda | mps"),
     ("--precision", "precision", str, "fp32 | bf16 | auto"),
     ("--threads", "threads", int, "CPU threads (0: torch's default)"),
-    ("--data", "data", str, "cifar10 | folder:PATH | shapes"),
+    ("--data", "data", str, "cifar10 | folder:PATH | shapes (default: cifar10 if it is in --data-dir, else shapes)"),
     ("--data-dir", "data_dir", str, "where CIFAR-10 and decoded caches live"),
     ("--seed", "seed", int, "random seed"),
     ("--log-interval", "log_interval", int, "steps between loss lines"),
@@ -80,6 +80,8 @@ def cmd_train(args) -> int:
     if args.dry_run:
         changes |= {"epochs": 1, "max_steps": 5, "log_interval": 1}
     config = preset(args.preset, **changes)
+    if args.data is None:
+        config = config.replace(data=_default_source(config.data_dir))
     dataset = data.load(config.data, config.data_dir, progress=_progress("decoding images"))
 
     def report(event):
@@ -105,7 +107,7 @@ def cmd_train(args) -> int:
     ev = result.evaluation
     for line in accuracy_lines(ev):
         print(line)
-    metrics = ev.summary() | {"train_seconds": result.train_seconds}
+    metrics = ev.summary() | {"train_seconds": result.train_seconds, "bf16": result.bf16}
     path = checkpoints.save(Path(args.out) / f"{config.model}.pt", result.model, config, dataset.classes, metrics)
     print(f"Saved the model to {path}")
     if args.json:
@@ -125,6 +127,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _default_source(data_dir: str) -> str:
+    """CIFAR-10, the tutorial's data, when it is in data_dir (downloaded or baked into the image); else the shapes set,
+    said on stderr so that no one takes a synthetic run for the tutorial."""
+    if data.cifar10_present(data_dir):
+        return "cifar10"
+    print(
+        f"python -m classroom: CIFAR-10 is not in {data_dir}, so this trains on the synthetic shapes set "
+        f"(get CIFAR-10: python -m classroom download --data-dir {data_dir}; choose a set: --data)",
+        file=sys.stderr,
+    )
+    return "shapes"
+
+
 def cmd_evaluate(args) -> int:
     model, info = checkpoints.load(args.checkpoint, device=args.device)
     config = info["config"]
@@ -133,7 +148,7 @@ def cmd_evaluate(args) -> int:
         raise checkpoints.CheckpointError(
             f"{args.checkpoint} knows {len(info['classes'])} classes but {dataset.label} has {len(dataset.classes)}"
         )
-    ev = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, config.mean, config.std, tta=config.tta)
+    ev = reevaluate(model, info, dataset)  # as the run evaluated: its precision, TTA and test images
     for line in accuracy_lines(ev):
         print(line)
     return 0

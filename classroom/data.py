@@ -22,7 +22,6 @@ import torch
 IMAGE_SIZE = 32  # every model here takes 32x32 RGB, like CIFAR-10
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # the tutorial's names
 SHAPES_CLASSES = ("circle", "ring", "square", "diamond", "cross", "triangle", "h-stripes", "v-stripes", "checker", "diagonal")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 Progress = Callable[[int, int], None]  # (bytes or items done, total; total 0 when unknown)
 
@@ -267,23 +266,53 @@ def _reason(error: Exception) -> str:
 
 
 def _list_splits(root: Path) -> dict[str, dict[str, list[Path]]]:
+    # The classes and files torchvision's ImageFolder finds (find_classes, make_dataset), in its order, so that the
+    # lab and the generated script (which uses ImageFolder) train on the same images with the same labels.
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
     splits = {}
     for split in ("train", "test"):
         base = root / split
         if not base.is_dir():
             raise DataError(f"{base} is not a folder: an image folder needs train/<class>/ and test/<class>/ inside {root}")
-        classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        with os.scandir(base) as entries:
+            classes = sorted(entry.name for entry in entries if entry.is_dir())  # hidden folders too, as ImageFolder
         if len(classes) < 2:
             raise DataError(f"{base} has {len(classes)} class folder(s): a classifier needs at least 2 (train/<class>/image.jpg)")
-        files = {c: sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for c in classes}
+        files = {c: _images_under(base / c, IMG_EXTENSIONS) for c in classes}
         empty = [c for c, f in files.items() if not f]
         if empty:
-            raise DataError(f"{base / empty[0]} holds no images ({', '.join(IMAGE_SUFFIXES)}); add some or remove the folder")
+            raise DataError(
+                f"{base / empty[0]} holds no images, in it or below ({', '.join(IMG_EXTENSIONS)}); add some or remove the folder"
+            )
         splits[split] = files
     if list(splits["train"]) != list(splits["test"]):
         only = sorted(set(splits["train"]) ^ set(splits["test"]))
         raise DataError(f"train/ and test/ in {root} have different classes ({', '.join(only)}); they must match")
     return splits
+
+
+def _images_under(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """The files anywhere below folder whose names end in one of extensions (any case), in ImageFolder's order:
+    folder by folder in sorted order of their paths, each folder's files sorted by name."""
+    return [
+        Path(path)
+        for parent, _, names in sorted(_walk(folder))
+        for name in sorted(names)
+        if (path := os.path.join(parent, name)).lower().endswith(extensions)
+    ]
+
+
+def _walk(top: Path):
+    """os.walk(top, followlinks=True), as ImageFolder walks, except into a folder it is already inside: a link back
+    up the tree would take torchvision round and round (for ever, with a link to the folder of the classes)."""
+    inside = {os.fspath(top): {os.path.realpath(top)}}  # each folder to walk -> the real folders it lies in
+    for parent, folders, names in os.walk(top, followlinks=True):
+        around = inside.pop(parent)
+        real = {name: os.path.realpath(os.path.join(parent, name)) for name in folders}
+        folders[:] = [name for name in folders if real[name] not in around]  # os.walk descends into these alone
+        inside.update({os.path.join(parent, name): around | {real[name]} for name in folders})
+        yield parent, folders, names
 
 
 def check_folder(source: str, roots: Sequence[str | os.PathLike] | None = None) -> None:
@@ -403,30 +432,38 @@ def decode_image(data: bytes, name: str = "image") -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 [B, 3, H, W] on any device -> float32 normalised per channel, as ToTensor + Normalize do."""
-    shift, scale = _normalize_constants(tuple(mean), tuple(std), x.device)
-    return (x.float() - shift) * scale
+    """uint8 [B, 3, H, W] on any device -> float32 normalised per channel, bit for bit as ToTensor + Normalize do."""
+    mean_t, std_t = _normalize_constants(tuple(mean), tuple(std), x.device)
+    # torchvision's own arithmetic, (x / 255 - mean) / std, so that the generated script (plain torchvision) feeds
+    # its net the very same numbers. In place on one fresh copy: a 4096-image chunk in 62 ms against 116 ms for the
+    # former (x - 255 mean) * (1 / (255 std)) on a busy 2-core CPU (medians of 21).
+    return x.to(torch.float32, copy=True).div_(255).sub_(mean_t).div_(std_t)
 
 
 @functools.lru_cache(maxsize=64)
 def _normalize_constants(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Built once per (mean, std, device): at batch size 4 a fresh tensor per step costs as much as the step.
-    shift = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
-    scale = 1 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
-    return shift, scale
+    return torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1)
 
 
 def random_crop_flip(
-    x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None, flip: torch.Tensor | None = None
+    x: torch.Tensor,
+    pad: int = 4,
+    generator: torch.Generator | None = None,
+    flip: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """RandomCrop(size, padding=pad, padding_mode="reflect") + RandomHorizontalFlip for a whole batch in one gather.
 
     Reflected rather than black borders: a shifted image keeps natural edges instead of a dark frame the net
     would have to learn to ignore (the airbench recipe pads this way). flip: which images to mirror (bool per
-    image); random when not given."""
+    image); shift: where each crop starts, int [B, 2] of (dy, dx) in -pad..pad; each random when not given."""
     b, c, h, w = x.shape
-    dy = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
-    dx = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
+    if shift is None:
+        dy = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
+        dx = torch.randint(-pad, pad + 1, (b, 1), generator=generator, device="cpu").to(x.device)
+    else:
+        dy, dx = shift.to(x.device).view(b, 2, 1).unbind(1)
     if flip is None:
         flip = torch.rand(b, generator=generator, device="cpu") < 0.5
     flip = flip.to(x.device).view(b, 1)

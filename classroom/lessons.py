@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classroom import threads as cpu_threads
+
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 FENCE = re.compile(r"^```(\S*)\s*(.*)$")
 WIDGET = re.compile(r"^::: widget ([a-z_][a-z0-9_]*)\s*$")
@@ -180,7 +182,7 @@ def _question(body: list[str], where: str) -> Question:
 def run(lesson: Lesson, seed: int = 0, threads: int | None = 1) -> list[Output]:
     """Run the lesson's python blocks in order in one fresh namespace; one Output per block."""
     # Lesson blocks are tiny: one CPU thread runs them fastest, and on a machine shared by a class several threads
-    # spin-waiting for busy cores make them many times slower. threads=None keeps torch's setting.
+    # spin-waiting for busy cores make them many times slower. threads=None: the process default.
     with _running:
         return _run(lesson, seed, threads)
 
@@ -190,13 +192,8 @@ def _run(lesson: Lesson, seed: int, threads: int | None) -> list[Output]:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    threads_before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with cpu_threads.using(threads):  # then the process default, never "what it was" (see classroom.threads)
         return [run_block(b.source, namespace, f"<{lesson.slug} block {n}>") for n, b in enumerate(lesson.code_blocks, 1)]
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def run_block(source: str, namespace: dict, filename: str = "<lesson>") -> Output:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -136,13 +138,47 @@ DESCRIPTIONS = {
 }
 
 
-def build(name: str, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised model by registry name."""
+def build(name: str, num_classes: int = 10, generator: torch.Generator | None = None) -> nn.Module:
+    """A freshly initialised model by registry name; with a (CPU) generator, its initial weights are drawn from it alone."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if generator is None:
+        return _construct(name, num_classes)
+    # Shapes only on the meta device: torch's global generator, which any other thread may reseed or draw from
+    # meanwhile, is never touched; then every weight is drawn from the run's own generator.
+    with torch.device("meta"):
+        model = _construct(name, num_classes)
+    return initialise(model.to_empty(device="cpu"), generator)
+
+
+def _construct(name: str, num_classes: int) -> nn.Module:
     model = MODELS[name]() if name != "fast-cnn" else FastCNN(num_classes=num_classes)
     if num_classes != 10 and hasattr(model, "fc3"):
         model.fc3 = nn.Linear(model.fc3.in_features, num_classes)
+    return model
+
+
+@torch.no_grad()
+def initialise(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Give every layer the initial values torch's reset_parameters would, drawing from generator, in layer order.
+
+    Layer order is construction order for the 10-class Net and FastCNN: a generator seeded with s gives them the
+    weights torch.manual_seed(s) and the constructor give (the tutorial's script starts from the same Net)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(module.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        elif isinstance(module, nn.BatchNorm2d):
+            module.reset_parameters()  # scale 1, bias 0, fresh running statistics: nothing random
+        elif any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
+            raise TypeError(f"initialise: no rule for {type(module).__name__}'s parameters")
+    for module in model.modules():
+        if isinstance(module, ConvBlock):  # its pass-through filters go on top of the random draw, as in __init__
+            for conv in (module.conv1, module.conv2):
+                _identity_init(conv)
     return model
 
 

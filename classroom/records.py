@@ -48,6 +48,7 @@ class Record:
     epochs: list[dict] = field(default_factory=list)
     classes: tuple[str, ...] = ()
     data_label: str = ""
+    test_accuracy: float | None = None  # of the final evaluation (a run stopped mid-epoch has one, but no epoch line)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -154,6 +155,7 @@ def _read_results(folder: Path, record: Record) -> None:
     record.status, record.message, record.started, record.ended = results["status"], results["message"], started, ended
     record.classes = tuple(classes) or record.classes
     record.data_label = data_label or record.data_label
+    record.test_accuracy = results.get("test_accuracy")
 
 
 def _load_json(path: Path):

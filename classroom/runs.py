@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
@@ -16,9 +17,9 @@ import torch
 
 from classroom import budget, checkpoints, data, records
 from classroom.config import ConfigError, TrainConfig
-from classroom.evaluation import Evaluation, evaluate
+from classroom.evaluation import Evaluation
 from classroom.series import BatchLines, LossCurve
-from classroom.training import Control, Event, RunEnd, event_dict, resolve_device, train
+from classroom.training import Control, Event, RunEnd, event_dict, fresh_seed, reevaluate, resolve_device, train
 
 ACTIVE = ("queued", "loading", "running", "paused")
 ENDED = (*records.ENDED, "damaged")  # damaged: a record on disk that cannot be trusted, shown with the reason
@@ -52,6 +53,7 @@ class Snapshot:
     classes: tuple[str, ...]
     data_label: str
     featured: bool = False
+    test_accuracy: float | None = None  # of the final evaluation, once the run has ended with one
     owner: str | None = None  # the browser that started it; None for runs read back from disk
     saved: bool = True  # False when runs/ could not be written: the results live in memory only
 
@@ -89,6 +91,7 @@ class _Run:
     saved: bool = True
     save_error: str = ""  # why runs/ could not be written, shown beside the run's own message
     checkpoint: bytes | None = None  # the trained checkpoint when checkpoint.pt could not be written
+    test_accuracy: float | None = None  # the final evaluation's, as results.json holds it
     batch_lines: BatchLines = field(default_factory=BatchLines)  # which batch reports metrics.jsonl gets
     thread: threading.Thread | None = None
 
@@ -118,6 +121,8 @@ class RunManager:
         """Queue a run for its owner (a browser id) and return its id; ConfigError for a bad config, RunRefused when
         it cannot be taken (the owner has a run going, or the queue is full)."""
         config.validate()
+        if config.seed is None:  # drawn now, so that config.json records it and the run can be repeated
+            config = dataclasses.replace(config, seed=fresh_seed())
         try:
             device = str(resolve_device(config.device))
         except ValueError as e:
@@ -256,9 +261,7 @@ class RunManager:
         if run.evaluation is None and (path := self.checkpoint_path(run_id)):
             loaded = _try(lambda: checkpoints.load(path))
             if loaded:
-                model, _ = loaded
-                c = run.config
-                run.evaluation = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, c.mean, c.std, tta=c.tta)
+                run.evaluation = reevaluate(*loaded, dataset)  # as the run evaluated: the numbers it recorded
         return (run.evaluation, dataset) if run.evaluation is not None else None
 
     def wait(self, run_id: str, timeout: float | None = None) -> Snapshot | None:
@@ -314,7 +317,7 @@ class RunManager:
             result = train(run.config, dataset, on_event=lambda e: self._record(run, e), control=run.control)
             run.evaluation = result.evaluation
             if result.evaluation is not None:
-                metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds}
+                metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds, "bf16": result.bf16}
                 self._save_checkpoint(run, checkpoints.to_bytes(result.model, run.config, dataset.classes, metrics))
             status, message = result.status, result.message
         except (data.DataError, ConfigError, ValueError) as e:
@@ -413,7 +416,8 @@ class RunManager:
         return Snapshot(
             run.id, run.config, run.status, message, run.device, run.created, run.started, run.ended, position,
             tuple(run.losses), run.last_batch, tuple(run.epochs), tuple(run.classes), run.data_label,
-            run.id == self.featured, run.owner, run.saved,
+            run.id == self.featured,
+            run.evaluation.accuracy if run.evaluation is not None else run.test_accuracy, run.owner, run.saved,
         )  # fmt: skip
 
 
@@ -425,7 +429,7 @@ def _read_run(folder: Path) -> _Run | None:
     run = _Run(record.id, record.config, record.device, None, created=record.created)
     run.status, run.message, run.started, run.ended = record.status, record.message, record.started, record.ended
     run.losses, run.last_batch, run.epochs = record.losses, record.last_batch, record.epochs
-    run.classes, run.data_label = record.classes, record.data_label
+    run.classes, run.data_label, run.test_accuracy = record.classes, record.data_label, record.test_accuracy
     return run
 
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from classroom.models import Net, WideNet, parameter_count
+from classroom import threads as cpu_threads
+from classroom.models import Net, WideNet, initialise, parameter_count
 
 
 @dataclass(frozen=True)
@@ -57,22 +58,18 @@ def time_step(
     threads: int | None = CPU_THREADS,
 ) -> float:
     """Seconds of forward + loss + backward on a random batch, the fastest of a few repeats within budget seconds."""
-    # The fastest repeat is the least disturbed by other work. On the CPU, `threads` threads (None: torch's setting):
-    # several threads spin-waiting for cores that other work holds make a busy machine many times slower, which
-    # would measure the crowd rather than the model.
-    before = torch.get_num_threads()
-    if device == "cpu" and threads:
-        torch.set_num_threads(threads)
-    try:
+    # The fastest repeat is the least disturbed by other work. On the CPU, `threads` threads (None: the process
+    # default): several threads spin-waiting for cores that other work holds make a busy machine many times slower,
+    # which would measure the crowd rather than the model. Afterwards the process default, never "what it was".
+    with cpu_threads.using(threads if device == "cpu" else None):
         return _time_step(model, batch_size, device, repeats, budget)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _time_step(model: nn.Module, batch_size: int, device: str, repeats: int, budget: float) -> float:
     model = model.to(device).train()
-    x = torch.randn(batch_size, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (batch_size,), device=device)
+    g = torch.Generator().manual_seed(0)  # not torch's global generator: a lesson in another thread may be using it
+    x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
@@ -102,8 +99,9 @@ def measure(
     """Time every model at every batch size on every device (all this machine has, by default)."""
     rows = []
     for name, factory in (models or MODELS).items():
-        torch.manual_seed(0)
-        model = factory()
+        with torch.device("meta"):  # the same weights every time, without reseeding the generator lessons use
+            model = factory()
+        model = initialise(model.to_empty(device="cpu"), torch.Generator().manual_seed(0))
         count = parameter_count(model)
         for device in on or devices():
             for batch_size in batch_sizes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from classroom import threads
 from classroom.config import TrainConfig
 from classroom.data import Dataset, normalize, random_crop_flip
 from classroom.evaluation import Evaluation, autocast, evaluate
@@ -28,7 +30,7 @@ class BatchEnd:
     steps_per_epoch: int
     global_step: int
     total_steps: int
-    loss: float  # mean training loss over the interval
+    loss: float  # mean training cross-entropy over the interval (without label smoothing, like the test loss)
     lr: float
     images_per_sec: float
     train_seconds: float  # training time so far, pauses excluded
@@ -42,7 +44,7 @@ class EpochEnd:
 
     epoch: int
     epochs: int
-    train_loss: float
+    train_loss: float  # cross-entropy without label smoothing, like test_loss, on the batches as they were seen
     train_accuracy: float  # on the (augmented) training batches as they were seen
     test_loss: float
     test_accuracy: float
@@ -106,6 +108,8 @@ class TrainResult:
     train_seconds: float
     evaluation: Evaluation | None = None
     history: list[EpochEnd] = field(default_factory=list)
+    seed: int = 0  # config.seed, or the seed drawn for a run without one: with it the run can be repeated
+    bf16: bool = False  # whether it computed in bf16: its evaluation is repeated the same way (evaluate_run)
 
 
 class Diverged(RuntimeError):
@@ -137,20 +141,25 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "bf16":
         return True
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Native bf16 from Ampere (compute capability 8.0) on. is_bf16_supported() also counts GPUs that emulate it
+        # (T4, V100: slower than fp32), and asks about the current GPU rather than this one.
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return False
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
-    """The schedule: constant, or onecycle (linear warm-up over `warmup` of the steps, then linear decay to 0)."""
+    """The rate of step (0-based) of total: constant, or onecycle (linear warm-up to the peak, then linear decay to 0).
+
+    onecycle reaches the peak once, at the last of the `warmup` share of the steps (the first step when warmup is 0),
+    and 0 at the last step."""
     if config.schedule == "constant":
         return config.lr
     warm = max(1, round(config.warmup * total))
     if step < warm:
         return config.lr * (step + 1) / warm
-    return config.lr * max(0.0, (total - step) / max(1, total - warm))
+    return config.lr * max(0.0, (total - 1 - step) / max(1, total - warm))
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -184,15 +193,52 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     return opt(groups, lr=config.lr, betas=(config.momentum, 0.999), **fast)
 
 
+def fresh_seed() -> int:
+    """A seed for a run that names none, drawn from the OS: torch.seed() would reseed the generator other threads use."""
+    return secrets.randbits(32)
+
+
+def evaluation_limit(config: TrainConfig) -> int:
+    """How many test images a run evaluates on: as many batches as it trains per epoch in a dry run, else all (0)."""
+    return config.max_steps * 1000 if config.max_steps else 0
+
+
+def evaluate_run(model: nn.Module, config: TrainConfig, dataset: Dataset, bf16: bool) -> Evaluation:
+    """The test evaluation a run does: its normalisation, precision, memory layout, TTA and test images."""
+    return evaluate(
+        model, dataset.test_x, dataset.test_y, dataset.classes, config.mean, config.std,
+        bf16=bf16, channels_last=config.channels_last, tta=config.tta, limit=evaluation_limit(config),
+    )  # fmt: skip
+
+
+def reevaluate(model: nn.Module, info: dict, dataset: Dataset) -> Evaluation:
+    """A checkpoint's evaluation done again as its run did it, so the numbers are the ones the run recorded."""
+    metrics = info.get("metrics")
+    bf16 = metrics.get("bf16") if isinstance(metrics, dict) else None
+    if not isinstance(bf16, bool):  # a checkpoint from before the precision was recorded: the config's rule here
+        bf16 = use_bf16(info["config"].precision, next(model.parameters()).device)
+    return evaluate_run(model, info["config"], dataset, bf16)
+
+
 CHUNK_IMAGES = 4096  # images gathered, augmented and normalised in one go; batches are then views into the chunk
 
 
-def _chunk(config: TrainConfig, x, y, index, memory_format, generator, flips=None):
+def epoch_shifts(config: TrainConfig, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
+    """An epoch's random-crop offsets, (dy, dx) for each place in its shuffled order, drawn in one go after the shuffle.
+
+    Drawn per epoch, not per chunk of batches, so that the generated script (classroom.script), which draws them
+    the same way, trains on the very same crops."""
+    if not config.augment:
+        return None
+    return torch.randint(-config.translate, config.translate + 1, (n, 2), generator=generator).to(device)
+
+
+def _chunk(config: TrainConfig, x, y, index, memory_format, shifts=None, flips=None):
     """Gather, augment and normalise many batches at once: at batch 4 per-step tensor ops cost more than the step."""
     xc, yc = x[index], y[index]
     if config.augment:
         flip = None if flips is None else flips[index]  # this epoch's side for each image (alternating flips)
-        xc = random_crop_flip(xc, pad=config.translate, generator=generator, flip=flip)
+        xc = random_crop_flip(xc, pad=config.translate, flip=flip, shift=shifts)  # shifts: these places' offsets
     return normalize(xc, config.mean, config.std).contiguous(memory_format=memory_format), yc
 
 
@@ -204,17 +250,19 @@ def train(
 ) -> TrainResult:
     """Train config.model on dataset, reporting through on_event; returns when finished, stopped or failed."""
     config.validate()
-    emit = on_event or (lambda event: None)
-    control = control or Control()
+    with threads.using(config.threads):  # this run's thread count, then the process default (see classroom.threads)
+        return _train(config, dataset, on_event or (lambda event: None), control or Control())
+
+
+def _train(config: TrainConfig, dataset: Dataset, emit: Callable[[Event], None], control: Control) -> TrainResult:
     device = resolve_device(config.device)
     bf16 = use_bf16(config.precision, device)
-    threads_before = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)  # restored when the run ends: later runs get torch's default back
-    seed = config.seed if config.seed is not None else int(torch.seed() % 2**32)
-    torch.manual_seed(seed)  # the model's initial weights
-    g = torch.Generator().manual_seed(seed)  # shuffling and augmentation, independent of other threads
-    model = build(config.model, num_classes=len(dataset.classes)).to(device)
+    seed = config.seed if config.seed is not None else fresh_seed()
+    # The run's own generators, nothing from torch's global one (lessons, timings and other runs reseed and draw
+    # from it in other threads): one for the initial weights, one for shuffling and augmentation.
+    init = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = build(config.model, num_classes=len(dataset.classes), generator=init).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     prepare = getattr(model, "prepare", None)
@@ -238,20 +286,17 @@ def train(
     if config.max_steps:
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
     total_steps = steps_per_epoch * config.epochs
-    eval_limit = config.max_steps * 1000 if config.max_steps else 0
 
     def run_eval() -> Evaluation:
-        return evaluate(
-            model, dataset.test_x, dataset.test_y, dataset.classes, config.mean, config.std,
-            bf16=bf16, channels_last=config.channels_last, tta=config.tta, limit=eval_limit,
-        )  # fmt: skip
+        return evaluate_run(model, config, dataset, bf16)
 
-    result = TrainResult("finished", "", model, str(device), 0.0)
+    result = TrainResult("finished", "", model, str(device), 0.0, seed=seed, bf16=bf16)
     global_step = 0
     model.train()
     try:
         for epoch in range(1, config.epochs + 1):
             order = torch.randperm(n, generator=g).to(device)
+            shifts = epoch_shifts(config, n, g, device)
             if hasattr(model, "start_epoch"):  # a model may change what trains per epoch (FastCNN's whitening bias)
                 model.start_epoch(epoch, config.epochs)
             flips = first_flip ^ (epoch % 2 == 0) if config.augment else None
@@ -274,7 +319,8 @@ def train(
                 if j == 0:
                     start = (step - 1) * config.batch_size
                     index = order[start : start + chunk_steps * config.batch_size]
-                    x_chunk, y_chunk = _chunk(config, train_x, train_y, index, memory_format, g, flips)
+                    shift = None if shifts is None else shifts[start : start + len(index)]
+                    x_chunk, y_chunk = _chunk(config, train_x, train_y, index, memory_format, shift, flips)
                 xb = x_chunk[j * config.batch_size : (j + 1) * config.batch_size]
                 yb = y_chunk[j * config.batch_size : (j + 1) * config.batch_size]
                 if config.schedule != "constant":
@@ -295,11 +341,18 @@ def train(
                 interval_steps += 1
                 report = step % config.log_interval == 0 or step == steps_per_epoch
                 if report or len(step_logits) == 256:  # bound the lists when log_interval is long
-                    losses = torch.stack(step_losses)
+                    logits_seen, labels_seen = torch.cat(step_logits), torch.cat(step_labels)
+                    if config.label_smoothing:
+                        # Reported without the smoothing, as the test loss is: the two compare, and a smoothed loss
+                        # never nears 0 however well the model fits. Computed here, in bulk, not per step.
+                        plain = F.cross_entropy(logits_seen.float(), labels_seen, reduction="none")
+                        losses = torch.stack([part.mean() for part in plain.split([len(t) for t in step_labels])])
+                    else:
+                        losses = torch.stack(step_losses)
                     sizes = torch.tensor([len(t) for t in step_labels], device=device, dtype=losses.dtype)
                     loss_sum += (losses * sizes).sum()
                     interval_loss = interval_loss + losses.sum()
-                    correct += (torch.cat(step_logits).argmax(1) == torch.cat(step_labels)).sum()
+                    correct += (logits_seen.argmax(1) == labels_seen).sum()
                     step_losses, step_logits, step_labels = [], [], []
                 if report:
                     mean_loss = (interval_loss / interval_steps).item()  # the one sync per interval
@@ -342,8 +395,6 @@ def train(
         result.message = f"out of memory on {device}: lower the batch size ({config.batch_size}) or use a smaller model"
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    finally:
-        torch.set_num_threads(threads_before)
     emit(RunEnd(result.status, result.message or "finished", result.train_seconds))
     return result
 

@@ -11,5 +11,6 @@ lessons.render(
         "graph": playgrounds.graph,
         "gradient_descent": playgrounds.gradient_descent,
     },
+    editable=True,  # "Edit and run" under each block the sandbox accepts
 )
 lessons.next_lesson("pages/lesson_4_dynamic.py", "Dynamic graphs")

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -76,6 +77,7 @@ def serve(env: dict[str, str] | None = None, timeout: float = 60):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(10)
         log.close()
 
 
@@ -95,14 +97,29 @@ def chromium():
             browser.close()
 
 
-def wait_for_app(page, timeout: float = 30_000) -> None:
-    """Wait until the page has drawn its content and Streamlit has finished running the script."""
-    page.wait_for_selector('[data-testid="stMain"] [data-testid="stElementContainer"]', timeout=timeout)
-    page.wait_for_function(
-        "() => { const s = document.querySelector('[data-testid=\"stStatusWidget\"]');"
-        " return !s || !s.innerText.includes('Running'); }",
-        timeout=timeout,
-    )
+MAIN = '[data-testid="stMain"]'
+# Streamlit's own record of the script run, set the moment the server says a run began or ended. (The status
+# widget is no such signal: it shows "Running" only half a second into a run, so its absence proves nothing.)
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def wait_for_app(page, timeout: float = 30_000, *, path: str | None = None, heading: str | None = None) -> None:
+    """Wait for the page the caller is about to check, then until Streamlit has finished running its script.
+
+    path: the URL path st.navigation gives the page ("" for the default one); heading: a heading its script draws
+    (every page's st.title is its title in the sidebar). After a click that opens another page the old page is
+    still drawn and Streamlit idle until the server answers, so only what the new run draws shows it has begun:
+    give the heading. Without one this waits for any content, which is enough only after page.goto or reload
+    (a fresh document is in its "initial" state until its first run).
+    """
+    if path is not None:
+        page.wait_for_url(lambda u: urlparse(u).path.strip("/") == path, timeout=timeout)
+    if heading is not None:
+        page.locator(MAIN).get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=timeout)
+    else:
+        page.locator(f'{MAIN} [data-testid="stElementContainer"]').first.wait_for(timeout=timeout)
+    page.locator(IDLE).wait_for(state="attached", timeout=timeout)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
 
 
 def screenshot(page, name: str) -> Path:

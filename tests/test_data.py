@@ -51,7 +51,7 @@ def test_a_slow_load_holds_up_no_one_else(tmp_path, monkeypatch):
         return shapes
 
     monkeypatch.setattr(data, "load_folder", slow_folder)
-    loader = threading.Thread(target=data.load, args=(f"folder:{tmp_path}", tmp_path))
+    loader = threading.Thread(target=data.load, args=(f"folder:{tmp_path}", tmp_path), daemon=True)
     loader.start()
     try:
         assert started.wait(10)
@@ -60,7 +60,8 @@ def test_a_slow_load_holds_up_no_one_else(tmp_path, monkeypatch):
         assert time.monotonic() - begin < 1
     finally:
         release.set()
-        loader.join()
+        loader.join(30)
+    assert not loader.is_alive()
 
 
 def test_unknown_source_is_refused(tmp_path):
@@ -97,16 +98,30 @@ def test_a_corrupt_cifar10_is_refused_with_the_way_out(tmp_path):
         data.load("cifar10", tmp_path)
 
 
-def test_cifar10_layout_loads_as_uint8_tensors(tmp_path, monkeypatch):
-    md5s = write_fake_cifar10(tmp_path)
+def trust_fake_cifar10(root, md5s, monkeypatch):
+    """Make torchvision's integrity check accept the fake batches in root (it knows the real files' checksums)."""
     monkeypatch.setattr(CIFAR10, "train_list", [[k, md5s[k]] for k, _ in CIFAR10.train_list])
     monkeypatch.setattr(CIFAR10, "test_list", [[k, md5s[k]] for k, _ in CIFAR10.test_list])
-    monkeypatch.setitem(
-        CIFAR10.meta, "md5", hashlib.md5((tmp_path / CIFAR10.base_folder / "batches.meta").read_bytes()).hexdigest()
-    )
+    monkeypatch.setitem(CIFAR10.meta, "md5", hashlib.md5((root / CIFAR10.base_folder / "batches.meta").read_bytes()).hexdigest())
+
+
+def test_cifar10_layout_loads_as_uint8_tensors(tmp_path, monkeypatch):
+    trust_fake_cifar10(tmp_path, write_fake_cifar10(tmp_path), monkeypatch)
     d = data.load("cifar10", tmp_path)
     assert d.train_x.shape == (100, 3, 32, 32) and d.test_x.shape == (20, 3, 32, 32)
     assert d.train_x.dtype == torch.uint8 and d.classes[0] == "plane" and not d.synthetic
+
+
+def test_cifar10_images_load_the_right_way_up(tmp_path, monkeypatch):
+    """Pixel for pixel as the batch files hold them: each row of a batch is 1024 red, 1024 green, then 1024 blue
+    values, each 32 rows of 32 from the top left; random pixels, so a transposed or mirrored image differs."""
+    trust_fake_cifar10(tmp_path, write_fake_cifar10(tmp_path), monkeypatch)
+    d = data.load("cifar10", tmp_path)
+    folder = tmp_path / CIFAR10.base_folder
+    rows = [pickle.loads((folder / name).read_bytes())["data"] for name, _ in CIFAR10.train_list]
+    assert torch.equal(d.train_x, torch.from_numpy(np.concatenate(rows).reshape(-1, 3, 32, 32)))
+    test_rows = pickle.loads((folder / "test_batch").read_bytes())["data"]
+    assert torch.equal(d.test_x, torch.from_numpy(test_rows.reshape(-1, 3, 32, 32)))
 
 
 class FakeResponse(io.BytesIO):
@@ -207,6 +222,44 @@ def test_a_broken_image_folder_gets_a_clear_error(tmp_path, breakage, message):
         data.load(f"folder:{root}", tmp_path)
 
 
+def test_an_image_folder_is_listed_file_for_file_as_torchvision_lists_it(tmp_path):
+    """The lab sees the images the generated script (ImageFolder) sees, with the same labels, in the same order."""
+    from torchvision.datasets import ImageFolder
+
+    root = tmp_path / "imgs"
+    names = [
+        "a.png", "B.PNG", "c.JpEg", "d.pgm", "e.gif", "f.txt", "no-extension", ".hidden.jpg", ".DS_Store",
+        "sub/g.png", "sub/k.GIF", "sub/deeper/h.bmp", "sub-2/i.tif", ".thumbs/j.webp", "looks-like.png/l.ppm",
+    ]  # fmt: skip
+    for split in ("train", "test"):
+        for c in ("cats", "dogs", ".hidden-class"):
+            for name in names:
+                (root / split / c / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / split / c / name).write_bytes(b"")  # only names count here; nothing is decoded
+        (root / split / "dogs" / "linked").symlink_to(root / split / "cats" / "sub")  # a link to a folder: followed
+    splits = data.folder_splits(root)
+    for split, classes in splits.items():
+        reference = ImageFolder(str(root / split))
+        assert list(classes) == reference.classes
+        assert [(str(p), label) for label, paths in enumerate(classes.values()) for p in paths] == reference.samples
+    cats = [str(p.relative_to(root / "train" / "cats")) for p in splits["train"]["cats"]]
+    assert cats == [
+        ".hidden.jpg", "B.PNG", "a.png", "c.JpEg", "d.pgm", ".thumbs/j.webp", "looks-like.png/l.ppm",
+        "sub/g.png", "sub-2/i.tif", "sub/deeper/h.bmp",
+    ]  # fmt: skip
+    assert list(splits["train"]) == [".hidden-class", "cats", "dogs"]
+
+
+def test_a_link_back_up_an_image_folder_is_not_followed_round(tmp_path):
+    """ImageFolder would walk cats/self/sub/back/self/... round and round; the lab lists each image once and finishes."""
+    write_folder(tmp_path / "imgs")
+    cats = tmp_path / "imgs" / "train" / "cats"
+    (cats / "self").symlink_to(".")
+    (cats / "sub").mkdir()
+    (cats / "sub" / "back").symlink_to(cats)
+    assert [p.name for p in data.folder_splits(tmp_path / "imgs")["train"]["cats"]] == ["0.png", "1.png", "2.png"]
+
+
 def test_a_missing_folder_names_the_path(tmp_path):
     with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
         data.load(f"folder:{tmp_path / 'nowhere'}", tmp_path)
@@ -217,6 +270,19 @@ def test_decode_image_gives_rgb_32x32(mode, size):
     buffer = io.BytesIO()
     Image.new(mode, size).save(buffer, format="PNG")
     assert data.decode_image(buffer.getvalue()).shape == (3, 32, 32)
+
+
+def test_decode_image_keeps_rows_as_rows_and_columns_as_columns():
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)  # H, W, RGB: every pixel its own
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    assert torch.equal(data.decode_image(buffer.getvalue()), torch.from_numpy(pixels).permute(2, 0, 1))
+    wide = np.zeros((16, 64, 3), dtype=np.uint8)  # 16 rows of 64: red on the left half, black on the right
+    wide[:, :32, 0] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, format="PNG")
+    red = data.decode_image(buffer.getvalue())[0]  # resized to 32x32
+    assert red[:, :15].min() == 255 and red[:, 17:].max() == 0  # still red on the left, on every row
 
 
 @pytest.mark.parametrize("payload", [b"", b"GIF89a", b"hello world", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
@@ -236,10 +302,12 @@ def test_decode_image_refuses_a_decompression_bomb():
 # --- on-device transforms ----------------------------------------------------------------------
 
 
-def test_normalize_matches_totensor_and_normalize():
+def test_normalize_matches_totensor_and_normalize_bit_for_bit():
+    """Exactly: the generated script normalises with torchvision's arithmetic, and one rounding apart is enough for
+    fast-cnn's weights to part ways within a few steps (tests/test_script.py)."""
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    reference = transforms.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))(x.float() / 255)
-    assert torch.allclose(data.normalize(x, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)), reference, atol=1e-5)
+    reference = transforms.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))(transforms.ToTensor()(x[0].permute(1, 2, 0).numpy()))
+    assert torch.equal(data.normalize(x, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))[0], reference)
 
 
 def test_random_crop_flip_returns_crops_of_the_reflect_padded_image():

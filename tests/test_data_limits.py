@@ -2,6 +2,7 @@
 
 import gc
 import os
+import socket
 
 import pytest
 
@@ -165,8 +166,11 @@ def test_a_too_long_name_is_named_in_the_message(tmp_path):
         data.check_folder(f"folder:{tmp_path}/{'a' * 300}")
 
 
-def test_an_image_that_cannot_be_read_is_named(tmp_path):
+def test_an_image_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     (root,) = folders(tmp_path, "imgs")
-    (tmp_path / "imgs" / "train" / "cats" / "folder.png").mkdir()  # listed as an image, but a folder
-    with pytest.raises(DataError, match="folder.png cannot be read"):
-        data.load(root, tmp_path)
+    # A socket named like an image: listed as a file (ImageFolder lists it too), yet no one can open it, root included.
+    monkeypatch.chdir(tmp_path / "imgs" / "train" / "cats")  # bound by a relative name: socket paths stop at 108 bytes
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("socket.png")
+        with pytest.raises(DataError, match="socket.png cannot be read"):
+            data.load(root, tmp_path)

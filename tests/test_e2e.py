@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlparse
 
 import pytest
@@ -29,12 +28,8 @@ POINTS = """(title) => {
 
 
 def settle(page, timeout: float = 60) -> None:
-    """Wait until the page has content and the script is not running (the status widget shows Stop while it runs)."""
+    """After page.goto or a widget change: the page has content and the script run is over."""
     wait_for_app(page, timeout=timeout * 1000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout * 1000,
-    )
 
 
 def no_exception(page, where: str) -> None:
@@ -43,32 +38,30 @@ def no_exception(page, where: str) -> None:
 
 
 def go(page, title: str) -> None:
+    """Open a page from the sidebar: its URL, its title drawn by the new run (every page's title is its sidebar
+    title), then the end of that run."""
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
-    path = PAGES[title]
-    page.wait_for_url(lambda u: urlparse(u).path.strip("/") == path)
-    time.sleep(0.3)  # let the rerun begin before waiting for it to end
-    settle(page)
+    wait_for_app(page, timeout=60_000, path=PAGES[title], heading=title)
     no_exception(page, title)
 
 
 def set_number(page, label: str, value: int | float) -> None:
+    """Type a number and commit it with Enter (every later rerun, Start's included, sends it with the others)."""
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
     field.press("Enter")
     js = "([l, v]) => parseFloat(document.querySelector(`input[aria-label='${l}']`).value) === v"
-    page.wait_for_function(js, arg=[label, value])
+    page.wait_for_function(js, arg=[label, value], timeout=30_000)
     settle(page)
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for_points(page, title: str, at_least: int, timeout: float) -> int:
+    """Wait (in the page, as it redraws) until the chart titled `title` has at least `at_least` points; how many."""
+    js = f"([title, n]) => {{ const k = ({POINTS})(title); return k >= n ? k : 0; }}"
+    return page.wait_for_function(js, arg=[title, at_least], timeout=timeout * 1000).json_value()
 
 
+@pytest.mark.timeout(600)  # its own waits allow a slow run 3.5 minutes, with ten page loads besides
 def test_train_live_in_the_browser(browser, tmp_path):
     env = {"CLASSROOM_RUNS_DIR": str(tmp_path / "runs"), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
     with serve(env) as url:
@@ -92,8 +85,8 @@ def test_train_live_in_the_browser(browser, tmp_path):
         page.get_by_role("button", name="Start training").click()
 
         # The loss chart gains points while the run trains, redrawn by the page's poller.
-        first = wait_until(lambda: max(page.evaluate(POINTS, "Training loss"), 0), 60, "the first loss points")
-        more = wait_until(lambda: (n := page.evaluate(POINTS, "Training loss")) > first and n, 30, "more loss points")
+        first = wait_for_points(page, "Training loss", 1, 60)
+        more = wait_for_points(page, "Training loss", first + 1, 30)
         assert page.get_by_text("images/s").count() > 0  # the progress line: epoch, step, speed, time left
         screenshot(page, "e2e-lab-during")
 
@@ -103,10 +96,10 @@ def test_train_live_in_the_browser(browser, tmp_path):
         assert "Your run:" in sidebar.inner_text()
         screenshot(page, "e2e-lesson-while-training")
         go(page, "Train the CNN")
-        assert wait_until(lambda: page.evaluate(POINTS, "Training loss") > more, 30, "the run going on after a page switch")
+        wait_for_points(page, "Training loss", more + 1, 30)  # the run went on after the page switch
 
         # At the end: per-class accuracy as a chart and as the tutorial's lines, then the gallery.
-        wait_until(lambda: page.get_by_text("Sample test images").count() > 0, 90, "the run to finish")
+        page.get_by_text("Sample test images").first.wait_for(timeout=90_000)  # the run has finished
         settle(page)
         no_exception(page, "lab after the run")
         assert page.evaluate(POINTS, "Test accuracy per class") == 10
@@ -118,13 +111,14 @@ def test_train_live_in_the_browser(browser, tmp_path):
         # The sidebar links to the ended run on the runs page (?run=ID), which draws the same charts from the record.
         page.locator('[data-testid="stSidebar"]').get_by_role("link", name="See it in All runs").click()
         page.wait_for_url(lambda u: urlparse(u).path.strip("/") == "runs" and "run=" in u)
-        wait_until(lambda: page.evaluate(POINTS, "Training loss") == 3 * 150 // 10, 30, "the run's loss chart on the runs page")
-        settle(page)
+        assert wait_for_points(page, "Training loss", 3 * 150 // 10, 30) == 3 * 150 // 10  # the run's loss chart
+        wait_for_app(page, timeout=60_000, path="runs", heading="All runs")
         no_exception(page, "runs page")
         assert page.get_by_text("Sample test images").count() > 0
         screenshot(page, "e2e-runs")
 
 
+@pytest.mark.timeout(600)  # its own waits allow a slow run 4 minutes
 def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
     """A student closes the tab mid-run: the run trains on, and a new tab (a new session) watches it finish."""
     runs = tmp_path / "runs"
@@ -139,15 +133,15 @@ def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
         set_number(first, "Loss report every (steps)", 10)
         set_number(first, "Steps per epoch cap (0 = all)", 150)
         first.get_by_role("button", name="Start training").click()
-        wait_until(lambda: first.evaluate(POINTS, "Training loss") > 0, 60, "the first loss points")
+        wait_for_points(first, "Training loss", 1, 60)
         first.close()  # the tab goes, and its session with it
         run = next(runs.iterdir())
         assert not (run / "results.json").exists()  # still training when its tab closed
 
         second = browser.new_page(viewport={"width": 1400, "height": 2200})
         second.goto(f"{url}/runs?run={run.name}")
-        wait_until(lambda: second.evaluate(POINTS, "Training loss") > 0, 60, "the run on the runs page")
-        wait_until(lambda: second.get_by_text("Sample test images").count() > 0, 180, "the run to finish")
+        wait_for_points(second, "Training loss", 1, 60)  # the run, on the runs page
+        second.get_by_text("Sample test images").first.wait_for(timeout=180_000)  # the run has finished
         settle(second)
         no_exception(second, "runs page after the closed tab's run")
         assert second.evaluate(POINTS, "Training loss") == 8 * 150 // 10  # every step of every epoch: it went on

@@ -35,7 +35,6 @@ def server(tmp_path_factory):
 
 def settle(page) -> None:
     wait_for_app(page, timeout=90_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
 
 
 def assert_nothing_rendered(page, requests: list[str]) -> None:

@@ -32,7 +32,6 @@ def page(browser):
 
 def settle(page) -> None:
     wait_for_app(page, timeout=90_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
 
 
 def sign_in_box(page):
@@ -87,7 +86,7 @@ def test_the_right_token_opens_the_app_and_page_switches_keep_it(server, page):
     expect(sign_in_box(page)).to_have_count(0, timeout=90_000)  # the box of the run before goes when this one ends
     for title, path in (("All runs", "runs"), ("Tensors", "lesson_2_tensors")):
         page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
-        page.wait_for_url(lambda u, path=path: urlparse(u).path.strip("/") == path, timeout=30_000)
+        wait_for_app(page, timeout=90_000, path=path, heading=title)  # the page's title, drawn by its run
         wait_for_app_frame(page)
         expect(sign_in_box(page)).to_have_count(0, timeout=90_000)  # the box of the run before goes when this one ends
     screenshot(page, "token-signed-in")

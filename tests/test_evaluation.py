@@ -2,6 +2,7 @@
 
 import torch
 
+from classroom.data import normalize
 from classroom.evaluation import Evaluation, accuracy_lines, evaluate
 from classroom.models import build
 
@@ -36,3 +37,30 @@ def test_evaluate_runs_a_model_over_uint8_images(tiny_dataset):
     assert ev.probabilities.shape == (32, 3)
     assert torch.allclose(ev.probabilities.sum(1), torch.ones(32), atol=1e-5)
     assert ev.confusion.sum() == 32
+
+
+def test_tta_averages_the_predictions_for_the_image_and_its_left_right_mirror(tiny_dataset):
+    d, model = tiny_dataset, build("net", 3).eval()
+    x = normalize(d.test_x, (0.5,) * 3, (0.5,) * 3)
+    ev = evaluate(model, d.test_x, d.test_y, d.classes, (0.5,) * 3, (0.5,) * 3, tta=True)
+    with torch.no_grad():
+        mirrored = (model(x) + model(x.flip(3))) / 2  # dim 3 is the width: left and right swap
+        upside_down = (model(x) + model(x.flip(2))) / 2
+    assert torch.allclose(ev.probabilities, mirrored.softmax(1), atol=1e-6)
+    assert not torch.allclose(ev.probabilities, upside_down.softmax(1), atol=1e-3)  # the two differ for this model
+
+
+def test_evaluation_runs_the_model_in_eval_mode_and_hands_it_back_in_its_mode(tiny_dataset):
+    d = tiny_dataset
+    model = build("fast-cnn", 3)
+    model.prepare(normalize(d.train_x, (0.5,) * 3, (0.5,) * 3))
+    model(normalize(d.train_x, (0.5,) * 3, (0.5,) * 3))  # a training-mode pass: BatchNorm's running statistics move
+    model.train()
+    ev = evaluate(model, d.test_x, d.test_y, d.classes, (0.5,) * 3, (0.5,) * 3, batch_size=8)
+    assert model.training
+    x = normalize(d.test_x, (0.5,) * 3, (0.5,) * 3)
+    with torch.no_grad():
+        in_eval_mode = model.eval()(x).softmax(1)
+        in_train_mode = model.train()(x[:8]).softmax(1)  # BatchNorm on the batch's own statistics
+    assert torch.allclose(ev.probabilities, in_eval_mode, atol=1e-6)
+    assert not torch.allclose(ev.probabilities[:8], in_train_mode, atol=1e-3)

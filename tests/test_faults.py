@@ -82,8 +82,8 @@ def test_out_of_memory_fails_the_run_with_a_message_and_frees_the_slot(tmp_path,
         def forward(self, x):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    def build(name, num_classes=10):
-        return Exploding() if name == "wide-net" else real_build(name, num_classes)
+    def build(name, num_classes=10, generator=None):
+        return Exploding() if name == "wide-net" else real_build(name, num_classes, generator)
 
     monkeypatch.setattr("classroom.training.build", build)
     manager = RunManager(tmp_path, max_per_device=1)
@@ -128,12 +128,15 @@ def test_a_disk_full_at_the_end_keeps_the_trained_model_downloadable_from_memory
 
 def test_a_server_killed_mid_run_leaves_an_interrupted_run_with_its_metrics(tmp_path):
     script = textwrap.dedent(f"""
-        import time
+        import os, time
         from classroom.config import TrainConfig
         from classroom.runs import RunManager
         m = RunManager({str(tmp_path)!r})
         run_id = m.submit(TrainConfig(data="shapes", batch_size=64, lr=0.05, epochs=50, log_interval=2, device="cpu"))
+        deadline = time.monotonic() + 120
         while not (m.get(run_id).epochs):
+            if time.monotonic() > deadline:
+                os._exit(1)  # no epoch in time: end, closing stdout, so the test's readline returns
             time.sleep(0.05)
         print(run_id, flush=True)
         time.sleep(600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -212,7 +213,8 @@ def test_the_live_view_shows_progress_and_stop_works(lab_env):
     button(at, "Start training").click().run()
     run_id = at.session_state["lab_run"]
     deadline = time.monotonic() + TIMEOUT
-    while not (state.manager().get(run_id).last_batch or time.monotonic() > deadline):
+    while not state.manager().get(run_id).last_batch:
+        assert time.monotonic() < deadline, "no batch reported within the timeout"
         time.sleep(0.1)
     at.run()
     assert any("images/s" in (p.text or "") for p in at.get("progress") if hasattr(p, "text"))
@@ -234,3 +236,26 @@ def test_a_featured_run_is_shown_to_every_session(lab_env):
     mgr.feature(None)
     at.run()
     assert not any("Featured run" in h.value for h in at.subheader)
+
+
+def test_the_sidebar_says_a_data_set_is_loading_while_a_run_decodes_it(lab_env, monkeypatch):
+    from PIL import Image
+
+    pics = lab_env / "pics"  # a set no earlier test has loaded (inside the allowed roots)
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (pics / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32), (200, 40, 40) if name == "a" else (40, 40, 200)).save(pics / split / name / "0.png")
+    release, real_load = threading.Event(), data.load
+    monkeypatch.setattr(data, "load", lambda *a, **k: release.wait(TIMEOUT) and real_load(*a, **k))
+    run_id = state.manager().submit(TrainConfig(data=f"folder:{pics}", epochs=1, max_steps=2, batch_size=2, device="cpu"))
+    deadline = time.monotonic() + TIMEOUT
+    while state.manager().get(run_id).status != "loading":
+        assert time.monotonic() < deadline, "the run never started loading"
+        time.sleep(0.02)
+    try:
+        at = open_lab()
+        assert any(f"folder:{pics} (loading…)" in shown(c.value) for c in at.sidebar.caption)
+    finally:
+        release.set()
+    assert state.manager().wait(run_id, timeout=TIMEOUT).status == "finished"

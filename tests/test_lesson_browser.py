@@ -14,7 +14,7 @@ def test_autograd_graph_renders_and_bad_upload_is_refused(browser, tmp_path):
     with serve(env) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url + "/lesson_3_autograd")
-        wait_for_app(page, timeout=120_000)
+        wait_for_app(page, timeout=120_000, heading="Autograd")
         graph = page.locator('[data-testid="stGraphVizChart"] svg').first
         graph.wait_for(timeout=60_000)  # Graphviz runs in the browser: no dot binary on the server
         text = graph.text_content()
@@ -22,8 +22,8 @@ def test_autograd_graph_renders_and_bad_upload_is_refused(browser, tmp_path):
         screenshot(page, "lesson_3_autograd")
 
         page.goto(url + "/lesson_5_cnn")
+        wait_for_app(page, timeout=120_000, heading="Anatomy of the CNN")
         page.get_by_text("An image of your own").wait_for(timeout=120_000)
-        wait_for_app(page, timeout=120_000)
         page.locator('input[type="file"]').set_input_files(
             files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from classroom import checkpoints, lessons
 from classroom.config import TrainConfig
-from classroom.models import Net
+from classroom.models import Net, build
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("lesson_*.py"))
@@ -216,3 +217,27 @@ def test_timing_findings_are_built_from_the_numbers_and_flag_a_disturbed_measure
     assert "takes 4.0× as long per step as Net" in text
     assert "Net at batch size 1: **cuda** is 0.5× as fast" in text and "WideNet at batch size 128: **cuda** is 8.0×" in text
     assert "disturbed" in text and "no GPU" not in text
+
+
+def test_lesson_5_shows_an_image_of_the_data_set_the_checkpoint_trained_on(monkeypatch, tmp_path):
+    """A net trained on an image folder is shown that folder's test images, with its own class names."""
+    from PIL import Image
+
+    from ui import state
+
+    pets = tmp_path / "data" / "pets"  # inside the data dir: a folder the server may read
+    for split in ("train", "test"):
+        for name, colour in (("cat", (200, 40, 40)), ("dog", (40, 40, 200))):
+            (pets / split / name).mkdir(parents=True)
+            Image.new("RGB", (40, 30), colour).save(pets / split / name / "0.png")
+    config = TrainConfig(data=f"folder:{pets}")
+    path = checkpoints.save(tmp_path / "checkpoint.pt", build("net", 2), config, ["cat", "dog"], {})
+    run = SimpleNamespace(id="20260101-000000-abcdef", status="finished", config=config, epochs=({},), data_label="pets")
+    monkeypatch.setattr(state, "manager", lambda: fake_manager([run], path))
+    at = page("pages/lesson_5_cnn.py")
+    at.radio(key="cnn_weights").set_value("latest trained checkpoint").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "the image folder the net trained on" in captions and "CIFAR-10 is not downloaded" not in captions
+    assert "true class: cat" in captions or "true class: dog" in captions  # the feature maps' caption names the image
+    top3 = next(c for c in at.get("plotly_chart") if c.key == "cnn_top3")
+    assert set(json.loads(top3.proto.spec)["data"][0]["y"]) == {"cat", "dog"}  # the model's own classes

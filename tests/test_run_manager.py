@@ -157,7 +157,7 @@ def test_many_sessions_submit_at_once_and_every_run_ends(tmp_path, held_loader, 
     start, accepted, refused, lock = threading.Barrier(students), {}, {}, threading.Lock()
 
     def student(i):
-        start.wait()
+        start.wait(30)
         try:
             run_id = manager.submit(TINY.replace(seed=i), owner=f"student-{i}")
             with lock:
@@ -166,11 +166,12 @@ def test_many_sessions_submit_at_once_and_every_run_ends(tmp_path, held_loader, 
             with lock:
                 refused[i] = str(e)
 
-    threads = [threading.Thread(target=student, args=(i,)) for i in range(students)]
+    threads = [threading.Thread(target=student, args=(i,), daemon=True) for i in range(students)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
+    assert not any(t.is_alive() for t in threads)
     assert len(accepted) == 2 + 16 and len(refused) == students - 18
     assert all(m.startswith("the class is busy") for m in refused.values())
     wait_for(lambda: statuses(manager, accepted.values()).count("loading") == 2)
@@ -223,7 +224,8 @@ def test_a_run_cut_off_by_a_restart_is_interrupted_with_its_metrics_so_far(tmp_p
     assert run.status == "interrupted" and "server stopped" in run.message
     assert run.losses == cut.losses and run.epochs == cut.epochs and run.last_batch == cut.last_batch
     assert run.classes == cut.classes  # from the per-class accuracy of the last epoch
-    assert 0 < run.progress < 1 and run.ended is not None and not run.active
+    assert cut.last_batch["total_steps"] == 3 * 4 and run.progress == cut.last_batch["global_step"] / 12
+    assert run.ended is not None and not run.active
     assert restarted.active_run("s") is None
     saved = json.loads((folder / "results.json").read_text())
     assert saved["status"] == "interrupted"

@@ -3,6 +3,8 @@
 import json
 import time
 
+import pytest
+
 from classroom import checkpoints
 from classroom.config import TrainConfig
 from classroom.runs import RunManager
@@ -30,7 +32,8 @@ def test_metrics_are_on_disk_while_the_run_is_going(tmp_path):
     snapshot = manager.wait(run_id, timeout=120)
     assert snapshot.status == "finished" and len(snapshot.epochs) == 3
     results = json.loads((tmp_path / run_id / "results.json").read_text())
-    assert results["status"] == "finished" and 0 <= results["test_accuracy"] <= 1
+    assert results["status"] == "finished" and results["test_accuracy"] == snapshot.epochs[-1]["test_accuracy"]
+    assert results["test_accuracy"] > 0.5  # chance is 0.1; seeds 0, 1, 2 reach 0.90, 0.58, 0.92 in these 3 epochs
     saved = json.loads((tmp_path / run_id / "config.json").read_text())
     assert TrainConfig.from_dict(saved["config"]) == CONFIG
     model, info = checkpoints.load(tmp_path / run_id / "checkpoint.pt")
@@ -47,4 +50,5 @@ def test_an_unwritable_runs_dir_keeps_the_result_in_memory(tmp_path):
     snapshot = manager.wait(manager.submit(CONFIG.replace(epochs=1)), timeout=120)
     assert snapshot.status == "finished" and not snapshot.saved
     assert "not saved to" in snapshot.message
-    assert manager.evaluation(snapshot.id)[0].accuracy >= 0
+    in_memory, _ = manager.evaluation(snapshot.id)  # the model kept in memory, evaluated again
+    assert in_memory.accuracy == pytest.approx(snapshot.epochs[-1]["test_accuracy"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -64,11 +67,12 @@ def test_an_empty_server_says_so(tmp_path, monkeypatch):
         state.manager.clear()
 
 
-def test_runs_from_disk_are_listed_and_one_opens_with_all_its_results(runs_dir):
+def test_runs_from_disk_are_listed_and_one_opens_with_all_its_results(runs_dir, earlier_runs):
     at = runs_page()
     table = at.dataframe[0].value
     assert sorted(table["run"]) == sorted(runs_dir) and set(table["status"]) == {"finished"}
-    assert all(0 <= a <= 100 for a in table["test accuracy %"])
+    saved = {i: json.loads((earlier_runs[0] / i / "results.json").read_text())["test_accuracy"] for i in runs_dir}
+    assert dict(zip(table["run"], table["test accuracy %"])) == {i: round(100 * a, 1) for i, a in saved.items()}
     at.selectbox(key="runs.open").select(runs_dir[0]).run()
     assert not at.exception
     assert at.query_params["run"] == runs_dir[0]
@@ -100,8 +104,12 @@ def test_several_runs_overlay_their_curves(runs_dir):
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 2
-    loss = charts[0].proto.spec
-    assert all(run_id in loss for run_id in runs_dir)  # one trace per run, named by its id
+    loss, accuracy = (json.loads(c.proto.spec) for c in charts)
+    assert sorted(t["name"].split(" ")[0] for t in loss["data"]) == sorted(runs_dir)  # one trace per run, named by its id
+    for figure in (loss, accuracy):
+        legend, title = figure["layout"]["legend"], figure["layout"]["title"]
+        assert legend["y"] < 0 and legend["yanchor"] == "top" and title["text"]  # the legend under the plot, not on the title
+    assert accuracy["layout"]["xaxis"]["tickformat"] == "d" and accuracy["layout"]["xaxis"]["dtick"] == 1  # whole epochs
 
 
 BROUGHT_BY_THE_PROBE = ("created is text", "created far ahead", "epoch without test_accuracy", "batch without epoch",
@@ -148,3 +156,22 @@ def test_a_run_kept_in_memory_by_a_full_disk_offers_its_checkpoint(tmp_path, mon
     finally:
         state.manager().shutdown()
         state.manager.clear()
+
+
+def test_a_run_stopped_in_its_first_epoch_shows_its_final_accuracy(tmp_path, monkeypatch):
+    """Stopped before any epoch ended, the run was still evaluated: the table shows that accuracy, not None."""
+    folder = tmp_path / "runs"
+    first = RunManager(folder)
+    run_id = first.submit(QUICK.replace(epochs=1, max_steps=400, log_interval=1))
+    deadline = time.monotonic() + TIMEOUT
+    while first.get(run_id).last_batch is None:
+        assert time.monotonic() < deadline, "no batch within the timeout"
+        time.sleep(0.02)
+    first.stop(run_id)
+    stopped = first.wait(run_id, timeout=TIMEOUT)
+    first.shutdown()
+    assert stopped.status == "stopped" and not stopped.epochs and stopped.test_accuracy is not None
+    expected = round(100 * stopped.test_accuracy, 1)
+    for _ in served(folder, tmp_path, monkeypatch, None):  # a restarted server reads it back from results.json
+        table = runs_page().dataframe[0].value
+        assert list(table["test accuracy %"]) == [expected]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from classroom import models, training
+from classroom import threads as cpu_threads
 from classroom.config import PRESETS, TrainConfig
 from classroom.data import Dataset, make_shapes
 from classroom.training import BatchEnd, EpochEnd, make_optimizer, train, use_bf16
@@ -48,6 +49,23 @@ def test_norm_biases_get_a_boosted_learning_rate_and_frozen_weights_none():
     assert all(p.requires_grad for g in optimizer.param_groups for p in g["params"])
 
 
+def test_every_step_gives_each_parameter_group_the_schedules_rate_times_its_scale(monkeypatch, shapes):
+    made = []  # the optimizer the run builds, seen as the loop left it after each step
+    monkeypatch.setattr(training, "make_optimizer", lambda config, model: made.append(make_optimizer(config, model)) or made[0])
+    config = FAST.replace(epochs=2, max_steps=3, schedule="onecycle", warmup=0.4)
+    rates = []  # (step, [(lr, lr_scale) of each group]) as each step left them
+
+    def on_event(event):
+        if isinstance(event, BatchEnd):
+            rates.append((event.global_step - 1, [(g["lr"], g["lr_scale"]) for g in made[0].param_groups]))
+
+    train(config, shapes, on_event=on_event)
+    assert [step for step, _ in rates] == list(range(6)) and {scale for _, groups in rates for _, scale in groups} == {1.0, 64.0}
+    for step, groups in rates:
+        for lr, scale in groups:
+            assert lr == pytest.approx(training.learning_rate(config, step, 6) * scale)
+
+
 def test_whitening_bias_trains_at_the_plain_rate_for_the_first_third_of_the_epochs(shapes):
     model = models.build("fast-cnn")
     plain = [g for g in make_optimizer(FAST, model).param_groups if g["lr_scale"] == 1.0]
@@ -89,6 +107,23 @@ def test_auto_precision_uses_bf16_where_the_cpu_has_it(monkeypatch):
     assert use_bf16("auto", torch.device("cpu"))
 
 
+def test_auto_precision_uses_bf16_only_on_a_gpu_that_computes_it_natively(monkeypatch):
+    # GPU 0 a T4 (7.5: bf16 emulated, which is_bf16_supported() counts), GPU 1 an A100 (8.0); the current GPU is 0
+    capability = {0: (7, 5), 1: (8, 0)}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability[_index(device)])
+    assert not use_bf16("auto", torch.device("cuda:0")) and not use_bf16("auto", torch.device("cuda"))
+    assert use_bf16("auto", torch.device("cuda:1"))
+    assert use_bf16("bf16", torch.device("cuda:0")) and not use_bf16("fp32", torch.device("cuda:1"))
+
+
+def _index(device) -> int:
+    """The GPU a device names: its index, or the current GPU for plain "cuda" or none."""
+    index = None if device is None else torch.device(device).index
+    return torch.cuda.current_device() if index is None else index
+
+
 def test_batches_are_views_into_one_normalised_chunk():
     x = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
     y = torch.arange(40)
@@ -113,10 +148,13 @@ def test_per_step_results_reduced_in_bulk_match_the_epoch_summary(shapes):
     assert (epoch.train_accuracy * 1200) == pytest.approx(round(epoch.train_accuracy * 1200))  # a count over all 1200
 
 
-def test_thread_setting_is_restored_after_the_run(shapes):
-    before = torch.get_num_threads()
-    train(PRESETS["tutorial"].replace(max_steps=2, epochs=1, device="cpu"), shapes)
-    assert PRESETS["tutorial"].threads == 1 and torch.get_num_threads() == before
+def test_a_run_trains_on_its_thread_count_and_leaves_the_process_default(shapes):
+    torch.set_num_threads(cpu_threads.DEFAULT + 2)  # what other work left in this thread: not what the run leaves behind
+    seen = []
+    config = PRESETS["tutorial"].replace(max_steps=2, epochs=1, log_interval=1, device="cpu")
+    train(config, shapes, on_event=lambda event: seen.append(torch.get_num_threads()))
+    assert PRESETS["tutorial"].threads == 1 and seen == [1, 1, 1, 1]  # two batches, the epoch, the end
+    assert torch.get_num_threads() == cpu_threads.DEFAULT
 
 
 def test_compile_switch_trains_a_compiled_step_and_keeps_plain_weights(monkeypatch, shapes):

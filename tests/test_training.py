@@ -7,8 +7,9 @@ import torch
 
 from classroom import training
 from classroom.config import TrainConfig
-from classroom.data import make_shapes
-from classroom.training import BatchEnd, Control, EpochEnd, RunEnd, learning_rate, train
+from classroom.data import make_shapes, normalize
+from classroom.evaluation import evaluate
+from classroom.training import BatchEnd, Control, EpochEnd, RunEnd, evaluate_run, learning_rate, train
 
 SMALL = TrainConfig(model="net", batch_size=32, lr=0.05, optimizer="nesterov", epochs=3, log_interval=5, device="cpu")
 
@@ -40,7 +41,9 @@ def test_events_carry_progress_speed_and_eta(shapes):
     batches = [e for e in events if isinstance(e, BatchEnd)]
     assert [b.step for b in batches][:3] == [5, 10, 15]
     assert batches[-1].global_step == batches[-1].total_steps == 38  # 1200 images / 32, the last batch partial
-    assert all(b.images_per_sec > 0 and b.eta_seconds >= 0 for b in batches)
+    assert all(b.images_per_sec > 0 for b in batches)
+    for b in batches:  # the time so far, spread over the steps still to go at its pace
+        assert b.eta_seconds == pytest.approx(b.train_seconds / b.global_step * (38 - b.global_step))
     assert batches[-1].eta_seconds == 0
 
 
@@ -63,7 +66,7 @@ def test_stop_from_another_thread_ends_the_run_as_stopped(shapes):
 
     result = train(SMALL.replace(epochs=50, log_interval=1), shapes, on_event=on_event, control=control)
     assert result.status == "stopped" and "stopped by request" in result.message
-    assert result.evaluation is not None  # a stopped model can still be looked at
+    assert len(result.evaluation.labels) == 300  # a stopped model can still be looked at: on the whole test set
 
 
 def test_pause_holds_the_loop_until_resume(shapes):
@@ -78,7 +81,8 @@ def test_pause_holds_the_loop_until_resume(shapes):
                 control.pause()
                 paused_at.set()
 
-    worker = threading.Thread(target=train, args=(SMALL.replace(epochs=1, log_interval=1), shapes, on_event, control))
+    args = (SMALL.replace(epochs=1, log_interval=1), shapes, on_event, control)
+    worker = threading.Thread(target=train, args=args, daemon=True)  # daemon: a loop that never wakes cannot hang pytest's exit
     worker.start()
     assert paused_at.wait(30)
     held = len(steps)
@@ -93,8 +97,12 @@ def test_stop_wakes_a_paused_run(shapes):
     control = Control()
     control.pause()
     threading.Timer(0.2, control.stop).start()
-    result = train(SMALL, shapes, control=control)
-    assert result.status == "stopped"
+    ended = []
+    worker = threading.Thread(target=lambda: ended.append(train(SMALL, shapes, control=control)), daemon=True)
+    worker.start()
+    worker.join(30)  # a paused loop that stop does not wake would otherwise hold the test forever
+    assert not worker.is_alive(), "stop did not wake the paused run"
+    assert ended[0].status == "stopped"
 
 
 def test_a_diverging_run_fails_with_an_explanation(shapes):
@@ -104,11 +112,14 @@ def test_a_diverging_run_fails_with_an_explanation(shapes):
     assert isinstance(events[-1], RunEnd) and events[-1].status == "failed"
 
 
-def test_onecycle_warms_up_then_decays_to_zero():
+def test_onecycle_peaks_once_at_the_end_of_warm_up_and_reaches_zero_at_the_last_step():
     c = TrainConfig(lr=1.0, schedule="onecycle", warmup=0.25)
     lrs = [learning_rate(c, s, 100) for s in range(100)]
-    assert lrs[0] < lrs[10] < lrs[24] == 1.0
-    assert lrs[50] > lrs[90] > lrs[99] >= 0
+    assert lrs[:25] == pytest.approx([(s + 1) / 25 for s in range(25)])  # up by 1/25 a step to the peak at step 24
+    assert lrs[24:] == pytest.approx([(99 - s) / 75 for s in range(24, 100)])  # down by 1/75 a step to 0 at step 99
+    assert lrs.count(1.0) == 1 and lrs[99] == 0.0 and min(lrs[:99]) > 0
+    no_warm_up = TrainConfig(lr=0.5, schedule="onecycle", warmup=0.0)  # the peak is the first step
+    assert [learning_rate(no_warm_up, s, 5) for s in range(5)] == pytest.approx([0.5, 0.375, 0.25, 0.125, 0.0])
     assert learning_rate(TrainConfig(lr=0.3), 57, 100) == 0.3
 
 
@@ -133,12 +144,40 @@ def test_augmented_runs_mirror_each_image_in_every_other_epoch(monkeypatch):
     flips = {}  # image -> was it mirrored, epoch by epoch
     real = training.random_crop_flip
 
-    def spy(x, pad, generator=None, flip=None):
+    def spy(x, pad, generator=None, flip=None, shift=None):
         for image, mirrored in zip(x[:, 0, 0, 0].tolist(), flip.tolist()):
             flips.setdefault(image, []).append(mirrored)
-        return real(x, pad, generator, flip)
+        return real(x, pad, generator, flip, shift)
 
     monkeypatch.setattr(training, "random_crop_flip", spy)
     train(SMALL.replace(batch_size=16, augment=True, translate=0), dataset)
     assert len(flips) == 64 and all(len(f) == 3 and f[0] != f[1] != f[2] for f in flips.values())
     assert 10 < sum(f[0] for f in flips.values()) < 54  # the first epoch's side is random
+
+
+def test_training_and_test_losses_are_both_plain_cross_entropy_under_label_smoothing(tiny_dataset):
+    # A learning rate too small to move the weights: every training batch then meets the same model, whose plain
+    # cross-entropy on the training images evaluate() gives. The smoothed loss it trains on is far above it.
+    config = TrainConfig(batch_size=4, epochs=1, lr=1e-12, label_smoothing=0.4, log_interval=4, device="cpu")
+    events = []
+    result = train(config, tiny_dataset, on_event=events.append)
+    d, epoch = tiny_dataset, result.history[-1]
+    on_train = evaluate(result.model, d.train_x, d.train_y, d.classes, config.mean, config.std)
+    assert epoch.train_loss == pytest.approx(on_train.loss, rel=1e-4)
+    batches = [e.loss for e in events if isinstance(e, BatchEnd)]
+    assert sum(batches) / len(batches) == pytest.approx(on_train.loss, rel=1e-4)  # 16 equal batches, 4 reports
+    assert epoch.test_loss == pytest.approx(evaluate(result.model, d.test_x, d.test_y, d.classes, config.mean, config.std).loss)
+
+
+def test_a_runs_test_evaluation_is_a_plain_forward_of_the_normalised_test_images(tiny_dataset):
+    # FastCNN has BatchNorm: in training mode its outputs would depend on the batch. Augmented training, so that
+    # augmenting the test images as well would show.
+    config = TrainConfig(model="fast-cnn", batch_size=16, epochs=1, lr=0.05, augment=True, mean=(0.4, 0.5, 0.6), device="cpu")
+    result = train(config, tiny_dataset)
+    model, d = result.model, tiny_dataset
+    assert model.training  # evaluation gives the model back as it found it
+    with torch.no_grad():
+        expected = model.eval()(normalize(d.test_x, config.mean, config.std)).softmax(1)
+    assert torch.allclose(result.evaluation.probabilities, expected, atol=1e-6)
+    again = evaluate_run(model.train(), config, d, bf16=False)  # and again: nothing random in it
+    assert torch.equal(again.probabilities, result.evaluation.probabilities)

@@ -104,7 +104,7 @@ def overlay_loss_figure(snaps: list[Snapshot]) -> go.Figure:
     for s in snaps:
         images = [step * s.config.batch_size for step, _ in s.losses]
         fig.add_scatter(x=images, y=smooth([v for _, v in s.losses]), mode="lines", name=plain.plot(run_label(s)))
-    return _layout(fig, "Training loss (smoothed)", "training images seen", "cross-entropy loss")
+    return _below(_layout(fig, "Training loss (smoothed)", "training images seen", "cross-entropy loss"), len(snaps))
 
 
 def overlay_accuracy_figure(snaps: list[Snapshot]) -> go.Figure:
@@ -113,4 +113,15 @@ def overlay_accuracy_figure(snaps: list[Snapshot]) -> go.Figure:
     for s in snaps:
         epochs, accuracy = [e["epoch"] for e in s.epochs], [100 * e["test_accuracy"] for e in s.epochs]
         fig.add_scatter(x=epochs, y=accuracy, mode="lines+markers", name=plain.plot(run_label(s)))
-    return _layout(fig, "Test accuracy per epoch", "epoch", "accuracy (%)", yaxis_range=[0, 100])
+    longest = max((len(s.epochs) for s in snaps), default=1)
+    fig.update_xaxes(tickformat="d", dtick=max(1, longest // 10))  # whole epochs: never 1.2, 1.4, ...
+    return _below(_layout(fig, "Test accuracy per epoch", "epoch", "accuracy (%)", yaxis_range=[0, 100]), len(snaps))
+
+
+def _below(fig: go.Figure, runs: int) -> go.Figure:
+    """The legend under the plot, one run per row: run labels are long, and above the plot they covered its title."""
+    fig.update_layout(
+        legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
+        height=HEIGHT + 22 * runs, margin=dict(l=10, r=10, t=40, b=10 + 22 * runs),
+    )  # fmt: skip
+    return fig

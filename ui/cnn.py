@@ -12,7 +12,7 @@ import torch
 
 from classroom import anatomy, checkpoints, data
 from classroom.config import TUTORIAL_MEAN, TUTORIAL_STD
-from classroom.models import Net
+from classroom.models import Net, build
 from ui import plain, state
 
 UNTRAINED, TRAINED = "untrained (random weights)", "latest trained checkpoint"
@@ -27,12 +27,14 @@ class Weights:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     label: str  # how the UI names them, as markdown (a run's data source is user-given)
+    source: str  # the data set whose test images the lesson shows: the one these weights were trained on
 
 
 @st.cache_resource(show_spinner=False)
 def _untrained() -> Net:
-    torch.manual_seed(0)  # the same "untrained net" for everyone, every visit
-    return Net().eval()
+    # The same "untrained net" for everyone, every visit, from its own generator: reseeding torch's global one
+    # here would change what a run on another thread draws
+    return build("net", generator=torch.Generator().manual_seed(0)).eval()
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
@@ -40,18 +42,33 @@ def _trained(path: str, mtime: float) -> tuple[Net, dict]:
     return checkpoints.load(path)
 
 
-@st.cache_resource(show_spinner="Loading test images…")
-def _images(source: str, data_dir: str) -> data.Dataset:
+@st.cache_resource(show_spinner="Loading test images…", max_entries=4)
+def _images(source: str, data_dir: str, roots: tuple) -> data.Dataset:
     if source == "shapes":  # a few hundred test images are plenty here, and drawn in a blink
         return data.make_shapes(n_train=0, n_test=200)
-    return data.load(source, data_dir)
+    return data.load(source, data_dir, roots=roots)
 
 
-def image_source() -> tuple[str, str]:
-    """(data source, sentence for the page): a CIFAR-10 test image when CIFAR-10 is here, else a shapes one."""
-    if data.cifar10_present(state.data_dir()):
-        return "cifar10", "CIFAR-10 test images"
-    return "shapes", "test images of the built-in synthetic **shapes** set (CIFAR-10 is not downloaded on this server)"
+def images_of(weights: Weights) -> tuple[data.Dataset, str]:
+    """(test images, sentence for the page): from the data set the weights were trained on; the untrained net gets
+    CIFAR-10 when it is here, else the synthetic shapes."""
+    try:
+        images = _images(weights.source, state.data_dir(), tuple(state.data_roots()))
+    except data.DataError as e:
+        images = _images("shapes", state.data_dir(), ())
+        missing = f"{plain.md(weights.source)}, which the net trained on, is not here ({plain.md(e)})"
+        return images, f"synthetic **shapes** test images: {missing}"
+    if images.name == "cifar10":
+        return images, "CIFAR-10 test images"
+    if images.synthetic:
+        why = "the data set the net trained on" if weights.source == "shapes" else "CIFAR-10 is not downloaded on this server"
+        return images, f"test images of the built-in synthetic **shapes** set ({why})"
+    return images, f"test images of {plain.md(images.name)}, the image folder the net trained on"
+
+
+def _untrained_weights() -> Weights:
+    source = "cifar10" if data.cifar10_present(state.data_dir()) else "shapes"
+    return Weights(_untrained(), data.CIFAR10_CLASSES, TUTORIAL_MEAN, TUTORIAL_STD, "untrained Net (seed 0)", source)
 
 
 def latest_weights() -> tuple[Weights | None, str]:
@@ -65,22 +82,28 @@ def latest_weights() -> tuple[Weights | None, str]:
     except (checkpoints.CheckpointError, OSError) as e:
         return None, f"The newest checkpoint could not be loaded: {plain.md(e)}"
     cfg = info["config"]
-    label = f"run {run.id} ({cfg.model}, {len(run.epochs)} epoch(s) on {plain.md(run.data_label)})"
-    return Weights(model, tuple(info["classes"]), tuple(cfg.mean), tuple(cfg.std), label), ""
+    label = f"run {run.id} ({cfg.model}, {len(run.epochs)} epoch{'s' * (len(run.epochs) != 1)} on {plain.md(run.data_label)})"
+    return Weights(model, tuple(info["classes"]), tuple(cfg.mean), tuple(cfg.std), label, cfg.data), ""
 
 
-def chosen() -> tuple[Weights, torch.Tensor, str]:
-    """The weights and image picked in the setup widget (defaults before it has run)."""
-    source, _ = image_source()
-    images = _images(source, state.data_dir())
-    index = int(st.session_state.get("cnn_index", 0)) % len(images.test_x)
-    image = images.test_x[index]
-    caption = f"{images.label} test image #{index} (true class: {images.classes[int(images.test_y[index])]})"
+def chosen_weights() -> Weights:
+    """The weights picked in the setup widget: the latest trained ones when asked for and there, else untrained."""
     if st.session_state.get("cnn_weights") == TRAINED:
         weights, _ = latest_weights()
         if weights is not None:
-            return weights, image, caption
-    return Weights(_untrained(), data.CIFAR10_CLASSES, TUTORIAL_MEAN, TUTORIAL_STD, "untrained Net (seed 0)"), image, caption
+            return weights
+    return _untrained_weights()
+
+
+def chosen() -> tuple[Weights, torch.Tensor, str]:
+    """The weights and the image picked in the setup widget (defaults before it has run); the image comes from the
+    data set the weights know, so its true class is one of theirs."""
+    weights = chosen_weights()
+    images, _ = images_of(weights)
+    index = int(st.session_state.get("cnn_index", 0)) % len(images.test_x)
+    image = images.test_x[index]
+    true = plain.md(images.classes[int(images.test_y[index])])
+    return weights, image, f"{plain.md(images.label)} test image #{index} (true class: {true})"
 
 
 def _big(image: torch.Tensor, scale: int = 5) -> np.ndarray:
@@ -97,19 +120,18 @@ def _top3_chart(top: list[tuple[str, float]], key: str) -> None:
 
 
 def setup() -> None:
-    """Pick the image and the weights that the widgets below use."""
-    source, sentence = image_source()
-    images = _images(source, state.data_dir())
-    st.caption(f"Images: {sentence}.")
+    """Pick the weights, then an image of the data set they know, for the widgets below."""
     c1, c2 = st.columns(2)
-    c1.number_input("Test image number", 0, len(images.test_x) - 1, 0, key="cnn_index")
-    weights, reason = latest_weights()
-    c2.radio("Weights", [UNTRAINED, TRAINED], key="cnn_weights", horizontal=True)
+    c1.radio("Weights", [UNTRAINED, TRAINED], key="cnn_weights", horizontal=True)
+    trained, reason = latest_weights()
     if st.session_state.get("cnn_weights") == TRAINED:
-        if weights is None:
-            c2.warning(reason + " Showing the untrained net instead.")
+        if trained is None:
+            c1.warning(reason + " Showing the untrained net instead.")
         else:
-            c2.caption(f"Using {weights.label}; classes: {plain.md(', '.join(weights.classes))}.")
+            c1.caption(f"Using {trained.label}; classes: {plain.md(', '.join(trained.classes))}.")
+    images, sentence = images_of(chosen_weights())
+    c2.number_input("Test image number", 0, len(images.test_x) - 1, 0, key="cnn_index")
+    c2.caption(f"Images: {sentence}.")
 
 
 def layers() -> None:

@@ -153,7 +153,7 @@ def check(config: TrainConfig, data_dir: str) -> tuple[TrainConfig | None, list[
     elif config.data.startswith("folder:") and (problem := _folder_problem(config.data, tuple(state.data_roots()))):
         problems.append(f"data: {problem}")
     elif config.data == "cifar10" and not data.cifar10_present(data_dir):
-        problems.append("data: CIFAR-10 is not downloaded yet: press Download CIFAR-10 below, or pick shapes or an image folder")
+        problems.append("data: CIFAR-10 is not downloaded yet: press Download CIFAR-10 above, or pick shapes or an image folder")
     if not problems and (too_big := state.manager().memory_refusal(config)):
         problems.append(f"batch_size: {too_big}")
     return (None if problems else config), problems

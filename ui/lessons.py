@@ -11,7 +11,7 @@ from streamlit.errors import StreamlitAPIException
 
 from classroom import lessons
 from classroom.lessons import Code, Prose, Question, Widget
-from ui import state
+from ui import edit_run, notebooks, state
 
 
 @st.cache_data(show_spinner="Running the lesson's code…")
@@ -26,16 +26,19 @@ def question_counts() -> dict[str, int]:
     return {path.stem: len(lessons.load(path.stem).questions) for path in lessons.lesson_files()}
 
 
-def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None) -> lessons.Lesson:
-    """Draw lessons/<slug>.md top to bottom; `::: widget name` lines call widgets[name]()."""
+def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None, editable: bool = False) -> lessons.Lesson:
+    """Draw lessons/<slug>.md top to bottom; `::: widget name` lines call widgets[name]().
+
+    editable: each python block on classroom.sandbox's whitelist gets an "Edit and run" box (ui.edit_run)."""
     text = (lessons.LESSONS_DIR / f"{slug}.md").read_text(encoding="utf-8")
     lesson = lessons.parse(text, slug)
     number = int(slug[:2])
     st.title(lesson.title)
     st.caption(f"Lesson {number} of {len(lessons.lesson_files())} · every code block on this page ran when the page was opened")
+    notebooks.lesson_button(slug, text)
     outputs = iter(_outputs(slug, text))
     widgets = widgets or {}
-    questions = 0
+    questions = blocks = 0
     for segment in lesson.segments:
         if isinstance(segment, Prose):
             st.markdown(segment.text)
@@ -43,6 +46,9 @@ def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None) -> l
             st.code(segment.source, language=segment.language if segment.language != "text" else None)
             if segment.runs:
                 _show_output(next(outputs))
+                blocks += 1
+                if editable:
+                    edit_run.box(segment.source, key=f"{slug}-edit{blocks}")
             elif segment.note:
                 st.caption(segment.note)
         elif isinstance(segment, Widget):

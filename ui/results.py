@@ -9,9 +9,10 @@ import streamlit as st
 import torch
 
 from classroom import checkpoints, data
-from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines, evaluate
+from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines
 from classroom.runs import NotYours, RunManager, Snapshot
-from ui import access, charts, plain, state
+from classroom.training import reevaluate
+from ui import access, charts, notebooks, plain, state
 
 POLL_SECONDS = 1.0
 STATUS_ICONS = {
@@ -68,13 +69,19 @@ def view(snap: Snapshot, key: str) -> None:
     with left:
         if snap.losses:
             st.plotly_chart(charts.loss_figure(snap), key=f"{key}-loss")
-        else:
+            if smoothing := snap.config.label_smoothing:
+                st.caption(f"Plain cross-entropy, like the test loss: the label smoothing ({smoothing:g}) is left out.")
+        elif snap.active:
             st.caption("The loss chart fills in after the first log interval.")
+        else:
+            st.caption("No loss was reported: the run ended before its first log interval.")
     with right:
         if snap.epochs:
             st.plotly_chart(charts.accuracy_figure(snap), key=f"{key}-accuracy")
-        else:
+        elif snap.active:
             st.caption("Train and test accuracy appear after the first epoch.")
+        else:
+            st.caption("No epoch ended, so there is no per-epoch accuracy (the final one is in the runs table).")
     if snap.epochs:
         epoch_results(snap, key)
 
@@ -171,6 +178,8 @@ def final(snap: Snapshot, key: str) -> None:
             "Download the trained checkpoint", checkpoint, file_name=f"{snap.id}-{snap.config.model}.pt",
             mime="application/octet-stream", icon=":material/download:", key=f"{key}-checkpoint", on_click="ignore",
         )  # fmt: skip
+    if snap.status != "damaged":  # a damaged record's settings are stand-ins: no notebook of them
+        notebooks.run_button(snap, key)
     if snap.status not in ("finished", "stopped"):
         return
     found = state.manager().evaluation(snap.id)
@@ -268,7 +277,7 @@ def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
                 f"this checkpoint knows the classes {_few(info['classes'])}, but {c.data} here has "
                 f"{_few(dataset.classes)}: it cannot be evaluated on it"
             )
-        evaluation = evaluate(model, dataset.test_x, dataset.test_y, dataset.classes, c.mean, c.std, tta=c.tta)
+        evaluation = reevaluate(model, info, dataset)  # as its run evaluated: the numbers the run recorded
     return info, evaluation
 
 

@@ -26,13 +26,17 @@ def rows(snaps: list[Snapshot]) -> list[dict]:
                 "epochs": f"{len(s.epochs)} / {s.config.epochs}",
                 "batch": s.config.batch_size,
                 "lr": s.config.lr,
-                "test accuracy %": round(100 * last["test_accuracy"], 1) if last else None,
+                "test accuracy %": _percent(s.test_accuracy if s.test_accuracy is not None else last and last["test_accuracy"]),
                 "train time (s)": round(last["train_seconds"], 1) if last else None,
                 "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)),
                 "progress": s.progress,
             }
         )
     return out
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 1)
 
 
 def table(snaps: list[Snapshot]) -> None:
