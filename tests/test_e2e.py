@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import screenshot, serve, wait_for_app
 
@@ -75,7 +76,7 @@ def test_train_live_in_the_browser(browser, tmp_path):
 
         go(page, "Train the CNN")
         assert page.get_by_label("shapes (synthetic)").is_checked()  # no CIFAR-10 here: shapes is preselected
-        set_number(page, "Epochs", 3)
+        set_number(page, "Epochs", 200)  # far longer than the test: it stops the run itself, whatever the machine's speed
         set_number(page, "Batch size", 32)
         set_number(page, "Learning rate", 0.02)
         page.get_by_text("More knobs").click()
@@ -93,25 +94,27 @@ def test_train_live_in_the_browser(browser, tmp_path):
         # A page switch does not stop the run; the sidebar shows it going; back in the lab it has moved on.
         go(page, "Tensors")
         sidebar = page.locator('[data-testid="stSidebar"]')
-        assert "Your run:" in sidebar.inner_text()
+        expect(sidebar).to_contain_text("Your run:", timeout=30_000)
         screenshot(page, "e2e-lesson-while-training")
         go(page, "Train the CNN")
         wait_for_points(page, "Training loss", more + 1, 30)  # the run went on after the page switch
 
-        # At the end: per-class accuracy as a chart and as the tutorial's lines, then the gallery.
-        page.get_by_text("Sample test images").first.wait_for(timeout=90_000)  # the run has finished
+        # Two epochs in, the student stops it: per-class accuracy as a chart and as the tutorial's lines, the gallery.
+        page.get_by_text("Test results after epoch 2").first.wait_for(timeout=120_000)
+        page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop", exact=True).click()
+        page.get_by_text("Sample test images").first.wait_for(timeout=90_000)  # the run has ended, with its results
         settle(page)
         no_exception(page, "lab after the run")
         assert page.evaluate(POINTS, "Test accuracy per class") == 10
-        assert page.evaluate(POINTS, "Training loss") == 3 * 150 // 10
+        reported = page.evaluate(POINTS, "Training loss")
+        assert reported >= 2 * 150 // 10  # every report of the two epochs at least (a report per 10 steps)
         assert page.get_by_text("Accuracy for class: circle").count() > 0
-        assert page.get_by_text("Test results after epoch 3").count() > 0
         screenshot(page, "e2e-lab-after")
 
         # The sidebar links to the ended run on the runs page (?run=ID), which draws the same charts from the record.
         page.locator('[data-testid="stSidebar"]').get_by_role("link", name="See it in All runs").click()
         page.wait_for_url(lambda u: urlparse(u).path.strip("/") == "runs" and "run=" in u)
-        assert wait_for_points(page, "Training loss", 3 * 150 // 10, 30) == 3 * 150 // 10  # the run's loss chart
+        assert wait_for_points(page, "Training loss", reported, 30) == reported  # the run's loss chart, from its record
         wait_for_app(page, timeout=60_000, path="runs", heading="All runs")
         no_exception(page, "runs page")
         assert page.get_by_text("Sample test images").count() > 0
@@ -127,7 +130,7 @@ def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
         first = browser.new_page(viewport={"width": 1400, "height": 2200})
         first.goto(f"{url}/lab")
         settle(first)
-        set_number(first, "Epochs", 8)
+        set_number(first, "Epochs", 25)  # long enough to be going when its tab closes, on a fast machine too
         set_number(first, "Batch size", 32)
         first.get_by_text("More knobs").click()
         set_number(first, "Loss report every (steps)", 10)
@@ -144,6 +147,6 @@ def test_a_closed_tab_leaves_its_run_going_and_viewable(browser, tmp_path):
         second.get_by_text("Sample test images").first.wait_for(timeout=180_000)  # the run has finished
         settle(second)
         no_exception(second, "runs page after the closed tab's run")
-        assert second.evaluate(POINTS, "Training loss") == 8 * 150 // 10  # every step of every epoch: it went on
+        assert second.evaluate(POINTS, "Training loss") == 25 * 150 // 10  # every step of every epoch: it went on
         assert second.evaluate(POINTS, "Test accuracy per class") == 10
         screenshot(second, "e2e-closed-tab-run-finished")
