@@ -352,3 +352,15 @@ def test_the_middleware_drops_a_clients_clear_cache_message():
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, gate.Guard(app)({"type": "websocket", "path": "/_stcore/stream"}, receive, None)).result()
     assert seen == ["rerun_script"]  # both clear_cache messages dropped, the rest delivered in order
+
+
+def test_the_instructors_link_in_a_students_browser_signs_in_the_instructor_and_leaves_the_address_bar(monkeypatch):
+    monkeypatch.setenv("CLASSROOM_TOKEN", TOKEN)
+    monkeypatch.setenv("CLASSROOM_INSTRUCTOR_TOKEN", TEACHER)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["token"] = TOKEN
+    at.run()
+    assert at.session_state[access.ROLE] == "student"
+    at.query_params["token"] = TEACHER
+    at.run()
+    assert at.session_state[access.ROLE] == "instructor" and "token" not in at.query_params

@@ -46,15 +46,14 @@ def signed_in() -> bool:
         return True
     if not st.session_state.get(ROLE) and (role := gate.sign_ins.role(browser_id())):
         st.session_state[ROLE] = role  # this browser signed in before: in another tab, or before a reload
-    if st.session_state.get(ROLE):
-        return True
-    if "token" in st.query_params:
+    if "token" in st.query_params:  # read even when signed in: the instructor's link in a student's browser
         given = st.query_params["token"]
         del st.query_params["token"]  # out of the address bar, the history and the projector
         if _grant(given):
             return True
-        st.session_state[WRONG_LINK] = True
-    return False
+        if not st.session_state.get(ROLE):
+            st.session_state[WRONG_LINK] = True
+    return bool(st.session_state.get(ROLE))
 
 
 def is_instructor() -> bool:
