@@ -218,6 +218,11 @@ class RunManager:
             return None  # mps shares the machine's memory in ways the estimate does not model
         return budget.refusal(config, limit) if limit else None
 
+    def loading(self) -> set[str]:
+        """The data sources runs are loading right now (every sidebar asks: no snapshots copied for it)."""
+        with self._lock:
+            return {r.config.data for r in self._runs.values() if r.status == "loading"}
+
     def latest(self, owner: str) -> Snapshot | None:
         """This owner's newest run, going or ended (a reload finds the student's run again)."""
         with self._lock:

@@ -39,7 +39,7 @@ def no_runs(monkeypatch, tmp_path):
 
 def fake_manager(runs: list, checkpoint) -> SimpleNamespace:
     """What the lessons and the sidebar ask of the RunManager: its runs, a checkpoint, this session's run."""
-    return SimpleNamespace(list=lambda: runs, checkpoint_path=lambda _: checkpoint, active_run=lambda _: None)
+    return SimpleNamespace(list=lambda: runs, checkpoint_path=lambda _: checkpoint, active_run=lambda _: None, loading=set)
 
 
 def slug(path: str) -> str:

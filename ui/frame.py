@@ -53,7 +53,7 @@ def sidebar() -> None:
         _checks()
         sets = data.loaded()
         shown = [f"**{plain.md(d.label)}**" for d in sets]
-        loading = {s.config.data for s in state.manager().list() if s.status == "loading"} - {d.name for d in sets}
+        loading = state.manager().loading() - {d.name for d in sets}
         shown += [f"{plain.md(source)} (loading…)" for source in sorted(loading)]  # a run is decoding it right now
         st.caption("Data: " + (", ".join(shown) if shown else "none loaded yet"))
         run = state.manager().active_run(state.owner())
