@@ -174,7 +174,7 @@ def test_a_cifar10_or_folder_run_says_which_data_it_reads():
 def test_a_lesson_page_offers_its_notebook(monkeypatch, tmp_path):
     from ui import state
 
-    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [], active_run=lambda _: None))
+    monkeypatch.setattr(state, "manager", lambda: SimpleNamespace(list=lambda: [], active_run=lambda _: None, loading=set))
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page("pages/lesson_1_why.py").run()

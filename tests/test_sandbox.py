@@ -255,7 +255,7 @@ def test_a_dead_worker_is_replaced_on_the_next_run():
 def no_runs(monkeypatch, tmp_path):
     from ui import state
 
-    manager = SimpleNamespace(list=lambda: [], checkpoint_path=lambda _: None, active_run=lambda _: None)
+    manager = SimpleNamespace(list=lambda: [], checkpoint_path=lambda _: None, active_run=lambda _: None, loading=set)
     monkeypatch.setattr(state, "manager", lambda: manager)
     monkeypatch.setenv("CLASSROOM_DATA_DIR", str(tmp_path / "data"))
 
