@@ -1,4 +1,5 @@
-"""The tutorial Net taken apart: its layers' output shapes and parameters, conv filters, feature maps, top-k."""
+"""The tutorial Net taken apart: its layers' output shapes and parameters, conv filters, one convolution output worked
+out by hand, every layer's activations, top-k."""
 
 from __future__ import annotations
 
@@ -60,6 +61,96 @@ def layers(net: Net, x: torch.Tensor) -> tuple[list[Layer], dict[str, torch.Tens
         if code == "F.relu(x)" and len(maps) < 2 and x.dim() == 4:
             maps["conv1" if not maps else "conv2"] = x[0].clone()
     return rows, maps
+
+
+CONVOLUTIONS = ("conv1", "conv2")
+
+
+@dataclass(frozen=True)
+class Convolution:
+    """One output value of a conv layer, worked out by hand from the real tensors and checked against PyTorch's."""
+
+    layer: str  # "conv1" or "conv2"
+    channel: int  # output channel (filter)
+    row: int  # position in the output map
+    col: int
+    inputs: torch.Tensor  # [C_in, H, W]: what the layer reads (the normalised image, or pool(relu(conv1)))
+    top: int  # the window's top-left corner in `inputs` (padding included: negative for padded layers)
+    left: int
+    window: torch.Tensor  # [C_in, k, k]: the part of `inputs` under the kernel
+    kernel: torch.Tensor  # [C_in, k, k]: the filter's weights
+    products: torch.Tensor  # window * kernel, elementwise (float64, so the hand sum adds no rounding of its own)
+    per_channel: torch.Tensor  # [C_in]: the sum of each input channel's products
+    bias: float
+    total: float  # products.sum() + bias: the value by hand
+    output: torch.Tensor  # [H_out, W_out]: this channel's map as the layer computed it (before ReLU)
+
+    @property
+    def pytorch(self) -> float:
+        """The layer's own value at (row, col)."""
+        return float(self.output[self.row, self.col])
+
+    @property
+    def code(self) -> str:
+        """Where that value sits in the layer's output, as PyTorch indexes it."""
+        return f"self.{self.layer}(x)[0, {self.channel}, {self.row}, {self.col}]"
+
+
+@torch.no_grad()
+def conv_input(net: Net, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """What `layer` reads in Net.forward for the batch x [1, 3, 32, 32]: x itself for conv1, pool(relu(conv1(x))) for conv2."""
+    if layer == "conv1":
+        return x[0]
+    if layer == "conv2":
+        return net.pool(F.relu(net.conv1(x)))[0]
+    raise ValueError(f"layer must be one of {CONVOLUTIONS}, not {layer!r}")
+
+
+@torch.no_grad()
+def convolution_at(net: Net, x: torch.Tensor, layer: str, channel: int, row: int, col: int) -> Convolution:
+    """The output of `layer`'s filter `channel` at (row, col) for the batch x [1, 3, 32, 32], summed by hand."""
+    conv = getattr(net, layer) if layer in CONVOLUTIONS else None
+    if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or conv.dilation != (1, 1):
+        raise ValueError(f"{layer!r} is not a plain convolution of Net")
+    if not 0 <= channel < conv.out_channels:
+        raise IndexError(f"{layer} has {conv.out_channels} output channels; there is no channel {channel}")
+    inputs = conv_input(net, x, layer).float()
+    output = conv(inputs.unsqueeze(0))[0, channel]
+    if not (0 <= row < output.shape[0] and 0 <= col < output.shape[1]):
+        raise IndexError(f"{layer}'s maps are {output.shape[0]}x{output.shape[1]}; ({row}, {col}) is outside")
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    padded = F.pad(inputs, (pw, pw, ph, ph))  # zeros, as Conv2d's default padding_mode
+    window = padded[:, row * sh : row * sh + kh, col * sw : col * sw + kw]
+    kernel = conv.weight[channel].detach().float()
+    products = window.double() * kernel.double()
+    bias = float(conv.bias[channel]) if conv.bias is not None else 0.0
+    return Convolution(
+        layer, channel, row, col, inputs, row * sh - ph, col * sw - pw, window, kernel, products,
+        products.sum(dim=(1, 2)), bias, float(products.sum()) + bias, output,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What one step of Net.forward (or the softmax after it) gave for one image."""
+
+    name: str  # "conv1", "relu", "pool", ..., "fc3 (logits)", "softmax"
+    code: str  # the step as written in Net.forward
+    value: torch.Tensor  # the output for the image: batch dimension dropped
+    shape: tuple[int, ...]  # the output's shape as PyTorch has it, batch dimension included
+
+
+@torch.no_grad()
+def activations(net: Net, x: torch.Tensor) -> list[Activation]:
+    """x [1, 3, 32, 32] through Net.forward step by step, every step's output kept, then the softmax of the logits."""
+    out = []
+    for code, _, fn in steps(net):
+        x = fn(x)
+        name = code.removeprefix("self.").removeprefix("F.").removeprefix("torch.").split("(")[0]
+        out.append(Activation("fc3 (logits)" if name == "fc3" else name, code, x[0].clone(), tuple(x.shape)))
+    probs = F.softmax(x.float(), dim=1)
+    out.append(Activation("softmax", "F.softmax(x, dim=1)", probs[0], tuple(probs.shape)))
+    return out
 
 
 def filters(conv: nn.Conv2d) -> torch.Tensor:

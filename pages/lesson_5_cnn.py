@@ -1,4 +1,5 @@
-"""Lesson 5: the tutorial Net layer by layer on a real image; filters, feature maps, your own image's top-3."""
+"""Lesson 5: the tutorial Net layer by layer on a real image; filters, one convolution by hand, every layer's output,
+your own image's top-3."""
 
 from ui import cnn, frame, lessons
 
@@ -10,7 +11,8 @@ lessons.render(
         "setup": cnn.setup,
         "layers": cnn.layers,
         "filters": cnn.filters,
-        "feature_maps": cnn.feature_maps,
+        "convolution": cnn.convolution,
+        "activations": cnn.activations,
         "upload": cnn.upload,
     },
 )

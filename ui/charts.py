@@ -9,6 +9,9 @@ from classroom.runs import Snapshot
 from ui import plain
 
 HEIGHT = 320
+# Streamlit's config for every chart: no Plotly toolbar. At 390 px it covered the chart titles, and its eight
+# buttons were eight tab stops per chart for a keyboard user; Streamlit's own fullscreen button stays.
+CONFIG = {"displayModeBar": False}
 
 
 def smooth(values: list[float], weight: float = 0.8) -> list[float]:
@@ -26,8 +29,9 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, **extra) -> go.Figure:
         xaxis_title=x,
         yaxis_title=y,
         height=HEIGHT,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        margin=dict(l=10, r=10, t=40, b=70),
+        # The legend under the x axis title, not beside the title: on a phone the two overlapped.
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
         uirevision="keep",  # zoom and hidden traces survive the live redraws
         **extra,
     )
@@ -69,7 +73,8 @@ def per_class_figure(per_class: dict[str, float], title: str = "Test accuracy pe
     """One bar per class, in percent, labelled with its value."""
     names, values = [plain.plot(n) for n in per_class], [100 * v for v in per_class.values()]  # class names: user-given
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1f}" for v in values], textposition="outside"))
-    return _layout(fig, title, "class", "accuracy (%)", yaxis_range=[0, 110])
+    _layout(fig, title, "class", "accuracy (%)", yaxis_range=[0, 110])
+    return fig.update_layout(margin=dict(b=10))  # one trace, no legend
 
 
 def confusion_figure(confusion: list[list[int]], classes, normalised: bool = False) -> go.Figure:
@@ -88,7 +93,7 @@ def confusion_figure(confusion: list[list[int]], classes, normalised: bool = Fal
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     _layout(fig, "Confusion matrix" + (" (fraction of each true class)" if normalised else " (counts)"), "predicted", "true")
-    fig.update_layout(height=HEIGHT + 140)
+    fig.update_layout(height=HEIGHT + 140, margin=dict(b=10))  # no legend: a colour bar
     return fig
 
 
@@ -120,8 +125,5 @@ def overlay_accuracy_figure(snaps: list[Snapshot]) -> go.Figure:
 
 def _below(fig: go.Figure, runs: int) -> go.Figure:
     """The legend under the plot, one run per row: run labels are long, and above the plot they covered its title."""
-    fig.update_layout(
-        legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
-        height=HEIGHT + 22 * runs, margin=dict(l=10, r=10, t=40, b=10 + 22 * runs),
-    )  # fmt: skip
+    fig.update_layout(legend=dict(orientation="v"), height=HEIGHT + 22 * runs, margin=dict(b=50 + 22 * runs))
     return fig

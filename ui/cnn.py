@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.express as px
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -13,9 +14,13 @@ import torch
 from classroom import anatomy, checkpoints, data
 from classroom.config import TUTORIAL_MEAN, TUTORIAL_STD
 from classroom.models import Net, build
-from ui import plain, state
+from ui import charts, plain, state
 
 UNTRAINED, TRAINED = "untrained (random weights)", "latest trained checkpoint"
+# A window or a cell on a map: black under white, so it shows on any image and on any colour of the maps' scales
+_OUTLINE = (("black", 5), ("white", 2))
+
+_CHANNELS = {"conv1": ("red", "green", "blue")}  # what conv1's input channels are; conv2 reads pooled maps
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _top3_chart(top: list[tuple[str, float]], key: str) -> None:
     fig.update_traces(text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto")
     fig.update_layout(height=180, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="probability (%)", title="Top-3 prediction")
     fig.update_xaxes(range=[0, 100])
-    st.plotly_chart(fig, key=key)
+    st.plotly_chart(fig, key=key, config=charts.CONFIG)
 
 
 def setup() -> None:
@@ -161,33 +166,188 @@ def layers() -> None:
 def filters() -> None:
     """conv1's filters as small RGB pictures."""
     weights, _, _ = chosen()
-    pictures = anatomy.filters(weights.model.conv1).numpy()
-    fig = px.imshow(pictures, facet_col=0, facet_col_wrap=min(8, len(pictures)), facet_col_spacing=0.01)
-    fig.for_each_annotation(lambda a: a.update(text=f"filter {int(a.text.split('=')[-1]) + 1}"))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    rows = -(-len(pictures) // 8)
-    fig.update_layout(height=60 + 160 * rows, margin=dict(l=10, r=10, t=30, b=10))
-    st.plotly_chart(fig, key="cnn_filters")
+    pictures = _tiles((anatomy.filters(weights.model.conv1).numpy() * 255).round().astype(np.uint8), 70)
+    st.image(pictures, caption=[f"filter {i}" for i in range(len(pictures))])  # numbered from 0, as PyTorch indexes them
     st.caption(f"conv1 weights {tuple(weights.model.conv1.weight.shape)} of the {weights.label}.")
 
 
-def feature_maps() -> None:
-    """What each filter of conv1 or conv2 sees in the chosen image (after ReLU)."""
+def _outline(fig: go.Figure, top: int, left: int, height: int, width: int) -> None:
+    """A box around cells [top, top + height) x [left, left + width) of an image or heatmap with unit cells."""
+    for color, line in _OUTLINE:
+        fig.add_shape(
+            type="rect", x0=left - 0.5, x1=left + width - 0.5, y0=top - 0.5, y1=top + height - 0.5,
+            line=dict(color=color, width=line),
+        )  # fmt: skip
+
+
+def _map(values: np.ndarray, title: str, scale: str = "RdBu_r", digits: int = 0, height: int = 300) -> go.Figure:
+    """One 2-D map as a heatmap with square cells, row 0 at the top, signed values centred on white; with digits > 0
+    each cell shows its value."""
+    heat = go.Heatmap(
+        z=values, colorscale=scale, zmid=0 if scale == "RdBu_r" else None, showscale=False,
+        hovertemplate="row %{y}, column %{x}: %{z:.4f}<extra></extra>",
+    )  # fmt: skip
+    if digits:
+        heat.update(text=np.vectorize(lambda v: f"{v:.{digits}f}")(values), texttemplate="%{text}", textfont=dict(size=11))
+    fig = go.Figure(heat)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=not digits, ticks="")
+    fig.update_xaxes(constrain="domain", showticklabels=not digits, ticks="")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _channel_name(layer: str, channel: int, number: bool = True) -> str:
+    """conv1's input channels are colours ("0 (red)", or "red" without the number); conv2's are maps ("map 0")."""
+    names = _CHANNELS.get(layer)
+    if names is None:
+        return f"map {channel}"
+    return f"{channel} ({names[channel]})" if number else names[channel]
+
+
+def _sum_text(terms: list[tuple[float, str]]) -> str:
+    """A sum written out with its signs, each term named: "0.1200 (red) - 0.0300 (green) + 0.0500 (bias)"."""
+    text = ""
+    for i, (value, name) in enumerate(terms):
+        sign = ("-" if value < 0 else "") if i == 0 else (" - " if value < 0 else " + ")
+        text += f"{sign}{abs(value):.4f} ({name})"
+    return text
+
+
+def _slider(where, label: str, top: int, default: int, key: str, format_func=str) -> int:
+    """A slider over 0..top; a value kept from wider weights (WideNet has 32 filters, Net 6) is brought into range."""
+    st.session_state[key] = min(st.session_state.get(key, default), top)
+    return where.select_slider(label, list(range(top + 1)), key=key, format_func=format_func)
+
+
+@st.fragment  # moving a slider redraws this widget alone, not the whole lesson
+def convolution() -> None:
+    """One output value of conv1 or conv2 for the chosen image: the window, the kernel, their products, the sum, the check."""
     weights, image, caption = chosen()
-    layer = st.radio("Layer", ["conv1", "conv2"], horizontal=True, key="cnn_layer")
-    _, maps = anatomy.layers(weights.model, anatomy.to_input(image, weights.mean, weights.std))
-    m = maps[layer].numpy()
-    wrap = 6 if layer == "conv1" else 8
-    fig = px.imshow(
-        m, facet_col=0, facet_col_wrap=wrap, color_continuous_scale="viridis", facet_col_spacing=0.01, facet_row_spacing=0.04
+    net, x = weights.model, anatomy.to_input(image, weights.mean, weights.std)
+    layer = st.radio("Convolution", anatomy.CONVOLUTIONS, horizontal=True, key="cnn_layer")
+    conv = getattr(net, layer)
+    size = {a.name: a.shape for a in anatomy.activations(net, x)}[layer][-2:]  # the map size forward gives
+    c1, c2, c3, c4 = st.columns(4)
+    channel = _slider(c1, "Filter (output channel)", conv.out_channels - 1, 0, f"cnn_{layer}_channel")
+    row = _slider(c2, "Row", size[0] - 1, size[0] // 2 - 2, f"cnn_{layer}_row")
+    col = _slider(c3, "Column", size[1] - 1, size[1] // 2 - 2, f"cnn_{layer}_col")
+    shown = _slider(c4, "Input channel shown", conv.in_channels - 1, 0, f"cnn_{layer}_in", lambda c: _channel_name(layer, c))
+    step = anatomy.convolution_at(net, x, layer, channel, row, col)
+    k = step.kernel.shape[-1]
+
+    left, right = st.columns(2)
+    if layer == "conv1":  # the picture itself, the window over all three colours at once
+        picture = go.Figure(go.Image(z=image.permute(1, 2, 0).numpy(), hovertemplate="row %{y}, column %{x}<extra></extra>"))
+        picture.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), title=dict(text="input image", font=dict(size=14)))
+    else:
+        picture = _map(step.inputs[shown].numpy(), f"conv2's input: pooled map {shown}", scale="viridis")
+    _outline(picture, step.top, step.left, k, k)
+    left.plotly_chart(picture, key="cnn_conv_input", config=charts.CONFIG)
+    result = _map(step.output.numpy(), f"{layer} output, filter {channel} (before ReLU)")
+    _outline(result, row, col, 1, 1)
+    right.plotly_chart(result, key="cnn_conv_output", config=charts.CONFIG)
+    h, w = step.inputs.shape[1:]
+    where = "the image" if layer == "conv1" else f"the {h}×{w} maps conv2 reads"
+    st.caption(
+        f"Outlined: the {k}×{k} window at rows {step.top}–{step.top + k - 1}, columns {step.left}–{step.left + k - 1} of "
+        f"{where}, and the one value it gives, at row {row}, column {col} of the output. {caption}."
     )
-    fig.for_each_annotation(lambda a: a.update(text=f"map {int(a.text.split('=')[-1]) + 1}"))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(height=40 + 190 * -(-len(m) // wrap), margin=dict(l=10, r=10, t=30, b=10), coloraxis_showscale=False)
-    st.plotly_chart(fig, key="cnn_maps")
-    st.caption(f"{len(m)} maps of {m.shape[1]}×{m.shape[2]} for {caption}, {weights.label}.")
+
+    name = f"channel {_channel_name(layer, shown)}" if layer == "conv1" else _channel_name(layer, shown)
+    cols = st.columns(3)
+    cells = (("window", step.window), ("kernel", step.kernel), ("window × kernel", step.products))
+    for column, (what, values), key in zip(cols, cells, ("window", "kernel", "products")):
+        fig = _map(values[shown].numpy(), f"{what}, {name}", digits=2 if key == "window" else 3, height=280)
+        column.plotly_chart(fig, key=f"cnn_conv_{key}", config=charts.CONFIG)
+    source = "the normalised image, (pixel / 255 − mean) / std" if layer == "conv1" else "pool(relu(conv1(x)))"
+    st.caption(
+        f"Input {name} of {step.window.shape[0]}: the window holds values of {source}; the kernel is "
+        f"`{layer}.weight[{channel}, {shown}]`; the products add up to this channel's term of the sum below."
+    )
+
+    parts = [(v, _channel_name(layer, c, number=False)) for c, v in enumerate(step.per_channel.tolist())]
+    st.markdown(
+        f"**By hand:** the {step.products.numel()} products ({step.window.shape[0]} channels × {k}×{k}), added up channel "
+        f"by channel, plus the bias: {_sum_text([*parts, (step.bias, 'bias')])} = **{step.total:.4f}**"
+    )
+    st.markdown(f"**PyTorch:** `{step.code}` = **{step.pytorch:.4f}**")
+    gap = abs(step.total - step.pytorch)
+    if gap <= 1e-4 * max(1.0, abs(step.pytorch)):
+        st.success(f"The same value: they differ by {gap:.1e}, float32 rounding.", icon=":material/check_circle:")
+    else:
+        st.error(f"They differ by {gap:.3g}: the hand sum does not match the layer.", icon=":material/cancel:")
+
+
+@functools.cache
+def _palette(scale: str) -> np.ndarray:
+    """256 colours of a plotly colour scale, [256, 3] uint8."""
+    colours = plotly.colors.sample_colorscale(scale, np.linspace(0, 1, 256).tolist())  # "rgb(r, g, b)" strings
+    return np.array([[round(float(v)) for v in c[4:-1].split(",")] for c in colours], dtype=np.uint8)
+
+
+def _pictures(maps: np.ndarray, signed: bool) -> tuple[list[np.ndarray], float]:
+    """A layer's maps [C, H, W] as coloured pictures on one scale for the whole layer, and its top |value|: signed maps
+    blue (below 0) to white (0) to red, others dark (0) to yellow."""
+    top = float(np.abs(maps).max()) or 1.0  # a layer ReLU silenced entirely is all zeros
+    shade = (maps / top + 1) / 2 if signed else maps / top
+    rgb = _palette("RdBu_r" if signed else "viridis")[np.clip(np.rint(shade * 255), 0, 255).astype(int)]
+    return _tiles(rgb, 84 if len(maps) <= 8 else 70), top  # a few big maps, or many: four fit across a phone, ten a laptop
+
+
+def _tiles(pictures: np.ndarray, size: int) -> list[np.ndarray]:
+    """uint8 RGB pictures [N, H, W, 3] enlarged by a whole factor to about `size` pixels (square pixels: the browser
+    would blur a picture it scales up), each with a transparent margin that keeps neighbours apart on any page colour."""
+    scale = max(1, size // pictures.shape[2])
+    big = [np.kron(p, np.ones((scale, scale, 1), dtype=np.uint8)) for p in pictures]
+    return [np.pad(np.dstack([b, np.full(b.shape[:2], 255, np.uint8)]), ((3, 3), (3, 3), (0, 0))) for b in big]
+
+
+def _bars(values: np.ndarray, names: list[str] | None, percent: bool = False) -> go.Figure:
+    """A vector as bars: one per unit, or one per class (then horizontal, labelled with the class names, the top one
+    in the theme's colour)."""
+    if names is None:
+        fig = go.Figure(go.Bar(x=list(range(len(values))), y=values, hovertemplate="unit %{x}: %{y:.4f}<extra></extra>"))
+        fig.update_layout(height=170, xaxis_title="unit", bargap=0.1)
+    else:
+        shown = values * 100 if percent else values
+        labels = [f"{v:.1f} %" if percent else f"{v:.2f}" for v in shown]
+        colours = ["#D0421F" if i == int(values.argmax()) else "#5B8DEF" for i in range(len(values))]
+        bar = go.Bar(x=shown, y=[plain.plot(n) for n in names], orientation="h", marker_color=colours, text=labels)
+        fig = go.Figure(bar.update(textposition="outside", cliponaxis=False))
+        fig.update_yaxes(autorange="reversed")  # the first class on top
+        span = float(np.abs(shown).max()) or 1.0
+        low = 0 if percent or shown.min() >= 0 else -1.3 * span  # room for the labels outside the bars
+        fig.update_xaxes(range=[low, 100 if percent else 1.3 * span], title="probability (%)" if percent else "score (logit)")
+        fig.update_layout(height=50 + 24 * len(names))
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def activations() -> None:
+    """The chosen image through Net.forward: every step's output in order, then the softmax, each with its shape."""
+    weights, image, caption = chosen()
+    steps = anatomy.activations(weights.model, anatomy.to_input(image, weights.mean, weights.std))
+    for i, a in enumerate(steps, 1):
+        st.markdown(f"**{i}. {a.name}** · `{a.code}` → {' × '.join(map(str, a.shape))}")
+        values = a.value.float().numpy()
+        if values.ndim == 3:  # maps: as pictures in a row that wraps, so a phone gets a few per line, not specks
+            signed = a.name.startswith("conv")  # a conv's output can be negative; after ReLU (and pooling) it cannot
+            pictures, top = _pictures(values, signed)
+            names = [str(c) for c in range(len(pictures))]
+            st.image(pictures, caption=names, alt=[f"{a.name} channel {c}" for c in names])
+            colours = f"blue −{top:.2f}, white 0, red +{top:.2f}" if signed else f"dark 0 to yellow {top:.2f}"
+            st.caption(f"{len(values)} maps of {values.shape[1]}×{values.shape[2]}, channels from 0; colour: {colours}.")
+        elif a.name in ("fc3 (logits)", "softmax"):
+            st.plotly_chart(
+                _bars(values, list(weights.classes), percent=a.name == "softmax"), key=f"cnn_act_{i}", config=charts.CONFIG
+            )
+        else:
+            st.plotly_chart(_bars(values, None), key=f"cnn_act_{i}", config=charts.CONFIG)
+    best = int(steps[-1].value.argmax())
+    st.caption(
+        f"For {caption}, with the {weights.label}: the net's answer is the largest logit, "
+        f"**{plain.md(weights.classes[best])}** ({float(steps[-1].value[best]):.1%})."
+    )
 
 
 def upload() -> None:

@@ -11,7 +11,7 @@ from streamlit.errors import StreamlitAPIException
 
 from classroom import lessons
 from classroom.lessons import Code, Prose, Question, Widget
-from ui import edit_run, notebooks, state
+from ui import charts, edit_run, notebooks, state
 
 
 @st.cache_data(show_spinner="Running the lesson's code…")
@@ -36,6 +36,11 @@ def render(slug: str, widgets: dict[str, Callable[[], None]] | None = None, edit
     st.title(lesson.title)
     st.caption(f"Lesson {number} of {len(lessons.lesson_files())} · every code block on this page ran when the page was opened")
     notebooks.lesson_button(slug, text)
+    if lesson.questions:
+        # Past every code block, chart and table a keyboard user would tab through dozens of stops to reach the
+        # questions; this link moves the focus to the first one (the next Tab lands on its answers).
+        count = len(lesson.questions)
+        st.markdown(f"[Skip to the check question{'s' if count > 1 else ''} ({count})](#check-yourself-1)")
     outputs = iter(_outputs(slug, text))
     widgets = widgets or {}
     questions = blocks = 0
@@ -76,7 +81,7 @@ def _show_output(output: lessons.Output) -> None:
     if output.stdout:
         st.code(output.stdout.rstrip("\n"), language=None)
     for figure in output.figures:
-        st.plotly_chart(pio.from_json(figure))
+        st.plotly_chart(pio.from_json(figure), config=charts.CONFIG)
     if output.error:
         st.error("This block raised an error:\n\n" + output.error)
 
@@ -89,7 +94,8 @@ def question(q: Question, key: str, number: int) -> None:
     given = state.answers.get(state.owner(), key)
     labels = [o.text for o in q.options]
     with st.container(border=True):
-        st.markdown(f"**Check yourself {number}.** {q.prompt}")
+        st.subheader(f"Check yourself {number}", anchor=f"check-yourself-{number}")
+        st.markdown(q.prompt)
         with st.form(key=f"{key}-form", border=False):
             index = labels.index(given) if given in labels else None
             choice = st.radio("Your answer", labels, index=index, key=key, label_visibility="collapsed")
@@ -107,5 +113,6 @@ def question(q: Question, key: str, number: int) -> None:
                 st.error(f"Not quite. {option.why}", icon=":material/cancel:")
             with st.expander("Why each answer is right or wrong"):
                 for o in q.options:
-                    mark = ":green[:material/check_circle:]" if o.correct else ":red[:material/cancel:]"
+                    # The icon is hidden from screen readers (aria-hidden), so the word says it too.
+                    mark = ":green[:material/check_circle: Right]" if o.correct else ":red[:material/cancel: Wrong]"
                     st.markdown(f"{mark} **{o.text}** — {o.why}")

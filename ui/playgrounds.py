@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from classroom import calculus, dynamic, graphs, tensor_lab
-from ui import plain
+from ui import charts, plain
 
 
 def _heatmap(t: torch.Tensor, title: str) -> go.Figure:
@@ -44,7 +44,7 @@ def ragged_batch() -> None:
         go.Bar(x=[f"#{r['sequence']} (length {r['length']})" for r in rows], y=[r["operations recorded"] for r in rows])
     )
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="graph nodes", title="One graph per sequence")
-    st.plotly_chart(fig, key="ragged_chart")
+    st.plotly_chart(fig, key="ragged_chart", config=charts.CONFIG)
     st.dataframe(rows, hide_index=True)
     with st.expander("The code that ran (classroom/dynamic.py)"):
         st.code(inspect.getsource(dynamic.tanh_rnn), language="python")
@@ -74,14 +74,15 @@ def tensor_playground() -> None:
     ]
     st.code("\n".join(code), language="python")
     cols = st.columns(3)
-    cols[0].plotly_chart(_heatmap(outcome.a, f"a {tuple(outcome.a.shape)}"), key="play_heat_a")
-    cols[1].plotly_chart(_heatmap(outcome.b, f"b {tuple(outcome.b.shape)}"), key="play_heat_b")
+    cols[0].plotly_chart(_heatmap(outcome.a, f"a {tuple(outcome.a.shape)}"), key="play_heat_a", config=charts.CONFIG)
+    cols[1].plotly_chart(_heatmap(outcome.b, f"b {tuple(outcome.b.shape)}"), key="play_heat_b", config=charts.CONFIG)
     if outcome.result is None:
         cols[2].error(f"RuntimeError: {outcome.error}")
         st.warning(outcome.explanation)
     else:
         shown = tensor_lab.heatmap_slice(outcome.result)[1]
-        cols[2].plotly_chart(_heatmap(outcome.result, f"result {tuple(outcome.result.shape)}"), key="play_heat_r")
+        result = _heatmap(outcome.result, f"result {tuple(outcome.result.shape)}")
+        cols[2].plotly_chart(result, key="play_heat_r", config=charts.CONFIG)
         cols[2].caption(f"Showing {shown}.")
         st.success(f"Result shape {tuple(outcome.result.shape)}. {outcome.explanation}")
 
@@ -148,7 +149,7 @@ def derivative_explorer() -> None:
     fig.add_scatter(x=tx, y=y0 + grad * (tx - x0), name="tangent at x₀", line=dict(color="gray", dash="dot"))
     fig.add_scatter(x=[x0], y=[y0], name="(x₀, f(x₀))", mode="markers", marker=dict(size=12, color="crimson"))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.15))
-    st.plotly_chart(fig, key="grad_chart")
+    st.plotly_chart(fig, key="grad_chart", config=charts.CONFIG)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("f(x₀)", f"{y0:.6f}")
     m2.metric("autograd f′(x₀)", f"{grad:.8f}")
@@ -190,7 +191,7 @@ def gradient_descent() -> None:
     fig.update_yaxes(range=[low - 0.1 * (high - low), high + 0.1 * (high - low)])
     fig.update_xaxes(range=[f.low, f.high])
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.15))
-    st.plotly_chart(fig, key="gd_chart")
+    st.plotly_chart(fig, key="gd_chart", config=charts.CONFIG)
     x, y, g = path[step]
     nxt = f"next x = {x:.4f} − {lr} × {g:.4f} = {x - lr * g:.4f}" if step < len(path) - 1 else "last step computed"
     st.markdown(f"Step **{step}**: x = {x:.4f}, f(x) = {y:.4f}, f′(x) = {g:.4f}; {nxt}.")

@@ -78,5 +78,5 @@ def overlay(snaps: list[Snapshot]) -> None:
         return
     picked = [s for s in snaps if s.id in chosen]
     left, right = st.columns(2)
-    left.plotly_chart(charts.overlay_loss_figure(picked), key="runs-overlay-loss")
-    right.plotly_chart(charts.overlay_accuracy_figure(picked), key="runs-overlay-accuracy")
+    left.plotly_chart(charts.overlay_loss_figure(picked), key="runs-overlay-loss", config=charts.CONFIG)
+    right.plotly_chart(charts.overlay_accuracy_figure(picked), key="runs-overlay-accuracy", config=charts.CONFIG)
