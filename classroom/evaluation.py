@@ -69,6 +69,37 @@ class Evaluation:
         }
 
 
+SAMPLES = 10  # test images whose predictions each epoch reports: one per class on CIFAR-10
+SAMPLE_TOP = 3  # classes listed per sample image
+
+
+def sample_indices(labels: torch.Tensor, n: int = SAMPLES) -> list[int]:
+    """n fixed test images spread over the classes: each class's first image in class order, then each one's second, ...
+
+    A function of the labels alone, so every epoch, the final evaluation and a restarted server pick the same ones."""
+    by_class: dict[int, list[int]] = {}
+    for i, c in enumerate(labels.tolist()):
+        seen = by_class.setdefault(c, [])
+        if len(seen) < n:
+            seen.append(i)
+    classes = [by_class[c] for c in sorted(by_class)]
+    return [seen[r] for r in range(n) for seen in classes if r < len(seen)][:n]
+
+
+def sample_predictions(evaluation: Evaluation, indices: list[int], k: int = SAMPLE_TOP) -> list[dict]:
+    """JSON-ready predictions for some images: index into the test set, true class, top k as [class, probability].
+
+    Class numbers, not names, and probabilities to 4 places: an epoch line of metrics.jsonl stays short."""
+    if not indices:
+        return []
+    p, c = evaluation.probabilities[indices].topk(min(k, len(evaluation.classes)), dim=1)
+    labels = evaluation.labels[indices].tolist()
+    return [
+        {"index": i, "label": y, "top": [[j, round(q, 4)] for j, q in zip(cs, ps)]}
+        for i, y, cs, ps in zip(indices, labels, c.tolist(), p.tolist())
+    ]
+
+
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast on the device when asked, else a no-op context."""
     if not bf16:

@@ -24,6 +24,7 @@ CONFIG, METRICS, RESULTS, CHECKPOINT = "config.json", "metrics.jsonl", "results.
 ENDED = ("finished", "stopped", "failed", "interrupted")  # how results.json may say a run ended
 CLOCK_AHEAD = 24 * 3600  # a time this far past now is no time this server wrote (a clock set a little fast is fine)
 MAX_COUNT = 2**53  # steps, images, epochs: every count stays exact as a float and a JavaScript number
+MAX_SAMPLES = 64  # sample predictions a line may carry (a run writes evaluation.SAMPLES)
 MAX_FILE_BYTES = 16 * 2**20  # config.json, results.json and each metrics line: far above what a run writes
 
 
@@ -49,6 +50,7 @@ class Record:
     classes: tuple[str, ...] = ()
     data_label: str = ""
     test_accuracy: float | None = None  # of the final evaluation (a run stopped mid-epoch has one, but no epoch line)
+    samples: list[dict] = field(default_factory=list)  # the final evaluation's predictions on the fixed sample images
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -152,10 +154,13 @@ def _read_results(folder: Path, record: Record) -> None:
             check_number(results, key, where, low, high)
     if "images" in results:
         check_count(results, "images", where)
+    if "samples" in results:
+        check_samples(results, where, len(classes or record.classes))
     record.status, record.message, record.started, record.ended = results["status"], results["message"], started, ended
     record.classes = tuple(classes) or record.classes
     record.data_label = data_label or record.data_label
     record.test_accuracy = results.get("test_accuracy")
+    record.samples = results.get("samples", [])
 
 
 def _load_json(path: Path):
@@ -226,6 +231,29 @@ def check_epoch(event: dict, where: str) -> None:
     for key in ("seconds", "train_seconds"):
         check_number(event, key, where, low=0)
     check_evaluation(event, where, required=True)
+    if "samples" in event:  # records from before the live sample predictions have none
+        check_samples(event, where, len(event["per_class_accuracy"]))
+
+
+def check_samples(values: dict, where: str, classes: int) -> None:
+    """Sample predictions: a short list of {index, label, top: [[class, probability], ...]}, classes in range."""
+    samples = values.get("samples")
+    if not isinstance(samples, list) or len(samples) > MAX_SAMPLES:
+        raise Damaged(f"{where}: samples is not a list of at most {MAX_SAMPLES} predictions")
+    for sample in samples:
+        if not isinstance(sample, dict) or set(sample) != {"index", "label", "top"}:
+            raise Damaged(f"{where}: samples holds something other than {{index, label, top}}")
+        check_count(sample, "index", f"{where}: samples")
+        if check_count(sample, "label", f"{where}: samples") >= classes:
+            raise Damaged(f"{where}: samples: label is not one of the {classes} classes")
+        top = sample["top"]
+        if not isinstance(top, list) or not 0 < len(top) <= classes or not all(isinstance(t, list) and len(t) == 2 for t in top):
+            raise Damaged(f"{where}: samples: top is not a list of [class, probability] pairs")
+        for pair in top:
+            c = {"class": pair[0], "probability": pair[1]}
+            if check_count(c, "class", f"{where}: samples: top") >= classes:
+                raise Damaged(f"{where}: samples: top names a class past the {classes} classes")
+            check_number(c, "probability", f"{where}: samples: top", low=0, high=1)
 
 
 def check_evaluation(values: dict, where: str, required: bool = False) -> None:

@@ -17,9 +17,9 @@ import torch
 
 from classroom import budget, checkpoints, data, records
 from classroom.config import ConfigError, TrainConfig
-from classroom.evaluation import Evaluation
+from classroom.evaluation import Evaluation, sample_indices, sample_predictions
 from classroom.series import BatchLines, LossCurve
-from classroom.training import Control, Event, RunEnd, event_dict, fresh_seed, reevaluate, resolve_device, train
+from classroom.training import Control, Event, RunEnd, evaluation_limit, event_dict, fresh_seed, reevaluate, resolve_device, train
 
 ACTIVE = ("queued", "loading", "running", "paused")
 ENDED = (*records.ENDED, "damaged")  # damaged: a record on disk that cannot be trusted, shown with the reason
@@ -56,6 +56,10 @@ class Snapshot:
     test_accuracy: float | None = None  # of the final evaluation, once the run has ended with one
     owner: str | None = None  # the browser that started it; None for runs read back from disk
     saved: bool = True  # False when runs/ could not be written: the results live in memory only
+    # The latest predictions on the run's fixed sample images (evaluation.sample_predictions), and the epoch after which
+    # the model made them; 0 when it was evaluated mid-epoch, as a run stopped by request is.
+    samples: tuple[dict, ...] = ()
+    samples_epoch: int = 0
 
     @property
     def active(self) -> bool:
@@ -92,6 +96,8 @@ class _Run:
     save_error: str = ""  # why runs/ could not be written, shown beside the run's own message
     checkpoint: bytes | None = None  # the trained checkpoint when checkpoint.pt could not be written
     test_accuracy: float | None = None  # the final evaluation's, as results.json holds it
+    samples: list = field(default_factory=list)  # the final evaluation's sample predictions, as results.json holds them
+    sample_images: dict = field(default_factory=dict)  # test-set index -> uint8 [3, H, W], while this process has them
     batch_lines: BatchLines = field(default_factory=BatchLines)  # which batch reports metrics.jsonl gets
     thread: threading.Thread | None = None
 
@@ -269,6 +275,32 @@ class RunManager:
                 run.evaluation = reevaluate(*loaded, dataset)  # as the run evaluated: the numbers it recorded
         return (run.evaluation, dataset) if run.evaluation is not None else None
 
+    def sample_images(self, run_id: str, indices: list[int]) -> dict[int, torch.Tensor]:
+        """The test images (uint8 [3, H, W]) at these indices of the run's data set, those that can be had.
+
+        A run keeps its own few in memory; a run read back from disk loads its data set once it has ended (as the
+        final results do), and an image whose label there is not the recorded one is left out (the set has changed)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return {}
+            found = {i: run.sample_images[i] for i in indices if i in run.sample_images}
+            missing = [i for i in indices if i not in found]
+            if not missing or run.status in ACTIVE or run.status == "damaged":
+                return found
+            recorded = [*run.samples, *(run.epochs[-1].get("samples", []) if run.epochs else [])]
+            labels = {s["index"]: s["label"] for s in recorded}
+        dataset = _try(lambda: data.load(run.config.data, run.config.data_dir, roots=self.data_roots))
+        if dataset is None:
+            return found
+        fetched = {
+            i: dataset.test_x[i].clone() for i in missing
+            if 0 <= i < len(dataset.test_y) and int(dataset.test_y[i]) == labels.get(i)
+        }  # fmt: skip
+        with self._lock:
+            run.sample_images.update(fetched)
+        return found | fetched
+
     def wait(self, run_id: str, timeout: float | None = None) -> Snapshot | None:
         """Block until the run has ended (for the CLI and tests)."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -315,8 +347,11 @@ class RunManager:
             self._lock.notify_all()
         try:
             dataset = data.load(run.config.data, run.config.data_dir, roots=self.data_roots)
+            # The images the epochs report predictions on, kept (a few kB) so the lab draws them without the data set.
+            shown = sample_indices(dataset.test_y[: evaluation_limit(run.config) or None])
             with self._lock:
                 run.classes, run.data_label = dataset.classes, dataset.label
+                run.sample_images = {i: dataset.test_x[i].clone() for i in shown}
                 if run.status == "loading":
                     run.status = "running"
             result = train(run.config, dataset, on_event=lambda e: self._record(run, e), control=run.control)
@@ -370,6 +405,9 @@ class RunManager:
         }
         if run.evaluation is not None:
             results |= run.evaluation.summary()
+            run.samples = sample_predictions(run.evaluation, sample_indices(run.evaluation.labels))
+        if run.samples:
+            results["samples"] = run.samples
         if run.epochs:
             results["train_seconds"] = run.epochs[-1]["train_seconds"]
         self._write_json(run, "results.json", results)
@@ -418,11 +456,16 @@ class RunManager:
         message = " ".join(filter(None, (run.message, run.save_error and f"({run.save_error})")))
         queue = self._queues.get(run.device, ())
         position = list(queue).index(run.id) + 1 if run.status == "queued" and run.id in queue else 0
+        last = run.epochs[-1] if run.epochs else {}
+        samples, samples_epoch = last.get("samples", []), last.get("epoch", 0)
+        if run.samples and run.samples != samples:  # the final evaluation saw another model: a stopped run's, mid-epoch
+            samples, samples_epoch = run.samples, 0
         return Snapshot(
             run.id, run.config, run.status, message, run.device, run.created, run.started, run.ended, position,
             tuple(run.losses), run.last_batch, tuple(run.epochs), tuple(run.classes), run.data_label,
             run.id == self.featured,
             run.evaluation.accuracy if run.evaluation is not None else run.test_accuracy, run.owner, run.saved,
+            tuple(samples), samples_epoch if samples else 0,
         )  # fmt: skip
 
 
@@ -435,6 +478,7 @@ def _read_run(folder: Path) -> _Run | None:
     run.status, run.message, run.started, run.ended = record.status, record.message, record.started, record.ended
     run.losses, run.last_batch, run.epochs = record.losses, record.last_batch, record.epochs
     run.classes, run.data_label, run.test_accuracy = record.classes, record.data_label, record.test_accuracy
+    run.samples = record.samples
     return run
 
 

@@ -7,6 +7,7 @@ import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from classroom import threads
 from classroom.config import TrainConfig
 from classroom.data import Dataset, normalize, random_crop_flip
-from classroom.evaluation import Evaluation, autocast, evaluate
+from classroom.evaluation import Evaluation, autocast, evaluate, sample_indices, sample_predictions
 from classroom.models import build
 
 
@@ -34,7 +35,7 @@ class BatchEnd:
     lr: float
     images_per_sec: float
     train_seconds: float  # training time so far, pauses excluded
-    eta_seconds: float  # training time left at the current pace (evaluation passes not counted)
+    eta_seconds: float  # time left: the steps to go at the recent pace (Pace), the test passes to go at the last one's
     kind: str = "batch"
 
 
@@ -52,6 +53,9 @@ class EpochEnd:
     confusion: list[list[int]]
     seconds: float  # training time of this epoch
     train_seconds: float  # training time so far
+    # The same few test images every epoch (evaluation.sample_indices), as sample_predictions gives them: indices into
+    # the test set and predictions, no pixels. A list, as it reads back from metrics.jsonl.
+    samples: list[dict] = field(default_factory=list)
     kind: str = "epoch"
 
 
@@ -110,6 +114,37 @@ class TrainResult:
     history: list[EpochEnd] = field(default_factory=list)
     seed: int = 0  # config.seed, or the seed drawn for a run without one: with it the run can be repeated
     bf16: bool = False  # whether it computed in bf16: its evaluation is repeated the same way (evaluate_run)
+
+
+class Pace:
+    """Training steps per second over the last `window` seconds of training, for the time-left estimate.
+
+    The mean over the whole run lags: a run slowed down by a busy class, or sped up when others end, kept its old
+    estimate for minutes. A sliding window follows a change within `window` seconds and still smooths over a few
+    reports. Times are given, not read from a clock, so a test can drive it."""
+
+    def __init__(self, window: float = 5.0):
+        self.window = window
+        self._intervals: deque[tuple[int, float]] = deque()  # (steps, seconds) per report, oldest first
+        self._steps, self._seconds = 0, 0.0
+
+    def add(self, steps: int, seconds: float) -> None:
+        """One report: `steps` steps took `seconds` seconds (pauses left out)."""
+        self._intervals.append((steps, seconds))
+        self._steps, self._seconds = self._steps + steps, self._seconds + seconds
+        # Keep the newest intervals that cover the window: drop the oldest while the rest still cover it.
+        while len(self._intervals) > 1 and self._seconds - self._intervals[0][1] >= self.window:
+            old_steps, old_seconds = self._intervals.popleft()
+            self._steps, self._seconds = self._steps - old_steps, self._seconds - old_seconds
+
+    @property
+    def rate(self) -> float:
+        """Steps per second over the window (0 before the first report)."""
+        return self._steps / self._seconds if self._seconds > 0 else 0.0
+
+    def seconds_for(self, steps: int) -> float:
+        """How long `steps` more steps take at the recent rate."""
+        return steps / self.rate if steps > 0 and self.rate > 0 else 0.0
 
 
 class Diverged(RuntimeError):
@@ -287,9 +322,18 @@ def _train(config: TrainConfig, dataset: Dataset, emit: Callable[[Event], None],
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
     total_steps = steps_per_epoch * config.epochs
 
-    def run_eval() -> Evaluation:
-        return evaluate_run(model, config, dataset, bf16)
+    test_seconds = 0.0  # the last test pass's duration, for the time left; 0 until the first one
 
+    def run_eval() -> Evaluation:
+        nonlocal test_seconds
+        t = time.perf_counter()
+        ev = evaluate_run(model, config, dataset, bf16)
+        test_seconds = time.perf_counter() - t
+        return ev
+
+    # The images whose predictions every epoch reports: fixed for the run, chosen from the labels the evaluation uses.
+    samples = sample_indices(dataset.test_y[: evaluation_limit(config) or None])
+    pace = Pace()
     result = TrainResult("finished", "", model, str(device), 0.0, seed=seed, bf16=bf16)
     global_step = 0
     model.train()
@@ -362,10 +406,12 @@ def _train(config: TrainConfig, dataset: Dataset, emit: Callable[[Event], None],
                     paused_seconds += interval_paused
                     elapsed = result.train_seconds + now - epoch_start - paused_seconds
                     interval = max(now - interval_start - interval_paused, 1e-9)
+                    pace.add(interval_steps, interval)
+                    tests_left = config.epochs - epoch + 1  # this epoch's test pass is still to come
+                    eta = pace.seconds_for(total_steps - global_step) + tests_left * test_seconds
                     emit(BatchEnd(
                         epoch, step, steps_per_epoch, global_step, total_steps, mean_loss,
-                        optimizer.param_groups[0]["lr"], interval_steps * config.batch_size / interval,
-                        elapsed, elapsed / global_step * (total_steps - global_step),
+                        optimizer.param_groups[0]["lr"], interval_steps * config.batch_size / interval, elapsed, eta,
                     ))  # fmt: skip
                     interval_loss, interval_steps, interval_start, interval_paused = 0.0, 0, now, 0.0
             if device.type == "cuda":
@@ -377,6 +423,7 @@ def _train(config: TrainConfig, dataset: Dataset, emit: Callable[[Event], None],
             end = EpochEnd(
                 epoch, config.epochs, loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1),
                 ev.loss, ev.accuracy, ev.per_class_accuracy, ev.confusion.tolist(), seconds, result.train_seconds,
+                sample_predictions(ev, samples),
             )  # fmt: skip
             result.history.append(end)
             emit(end)

@@ -108,7 +108,8 @@ def test_several_runs_overlay_their_curves(runs_dir):
     assert sorted(t["name"].split(" ")[0] for t in loss["data"]) == sorted(runs_dir)  # one trace per run, named by its id
     for figure in (loss, accuracy):
         legend, title = figure["layout"]["legend"], figure["layout"]["title"]
-        assert legend["y"] < 0 and legend["yanchor"] == "top" and title["text"]  # the legend under the plot, not on the title
+        # The legend at the foot of the figure, under the x axis title, not beside the plot's title
+        assert legend["yref"] == "container" and legend["y"] == 0 and legend["yanchor"] == "bottom" and title["text"]
     assert accuracy["layout"]["xaxis"]["tickformat"] == "d" and accuracy["layout"]["xaxis"]["dtick"] == 1  # whole epochs
 
 

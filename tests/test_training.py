@@ -42,9 +42,8 @@ def test_events_carry_progress_speed_and_eta(shapes):
     assert [b.step for b in batches][:3] == [5, 10, 15]
     assert batches[-1].global_step == batches[-1].total_steps == 38  # 1200 images / 32, the last batch partial
     assert all(b.images_per_sec > 0 for b in batches)
-    for b in batches:  # the time so far, spread over the steps still to go at its pace
-        assert b.eta_seconds == pytest.approx(b.train_seconds / b.global_step * (38 - b.global_step))
-    assert batches[-1].eta_seconds == 0
+    assert all(b.eta_seconds > 0 for b in batches[:-1])  # the recent pace (tests/test_eta.py checks it on a fake clock)
+    assert batches[-1].eta_seconds == 0  # nothing left to train, and no test pass measured yet to count
 
 
 def test_seeded_runs_are_reproducible_on_cpu(shapes):

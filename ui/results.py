@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from classroom import checkpoints, data
 from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines
@@ -68,7 +71,7 @@ def view(snap: Snapshot, key: str) -> None:
     left, right = st.columns(2)
     with left:
         if snap.losses:
-            st.plotly_chart(charts.loss_figure(snap), key=f"{key}-loss")
+            st.plotly_chart(charts.loss_figure(snap), key=f"{key}-loss", config=charts.CONFIG)
             if smoothing := snap.config.label_smoothing:
                 st.caption(f"Plain cross-entropy, like the test loss: the label smoothing ({smoothing:g}) is left out.")
         elif snap.active:
@@ -77,13 +80,14 @@ def view(snap: Snapshot, key: str) -> None:
             st.caption("No loss was reported: the run ended before its first log interval.")
     with right:
         if snap.epochs:
-            st.plotly_chart(charts.accuracy_figure(snap), key=f"{key}-accuracy")
+            st.plotly_chart(charts.accuracy_figure(snap), key=f"{key}-accuracy", config=charts.CONFIG)
         elif snap.active:
             st.caption("Train and test accuracy appear after the first epoch.")
         else:
             st.caption("No epoch ended, so there is no per-epoch accuracy (the final one is in the runs table).")
     if snap.epochs:
         epoch_results(snap, key)
+    sample_predictions(snap)
 
 
 def status_line(snap: Snapshot) -> None:
@@ -164,11 +168,37 @@ def epoch_results(snap: Snapshot, key: str) -> None:
     st.subheader(f"Test results after epoch {e['epoch']}")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.per_class_figure(e["per_class_accuracy"]), key=f"{key}-per-class")
+        st.plotly_chart(charts.per_class_figure(e["per_class_accuracy"]), key=f"{key}-per-class", config=charts.CONFIG)
         st.code("\n".join(confusion_lines(e["confusion"], classes)), language=None)
     with right:
         normalised = st.toggle("Row-normalised (fraction of each true class)", key=f"{key}-normalised")
-        st.plotly_chart(charts.confusion_figure(e["confusion"], classes, normalised), key=f"{key}-confusion")
+        confusion = charts.confusion_figure(e["confusion"], classes, normalised)
+        st.plotly_chart(confusion, key=f"{key}-confusion", config=charts.CONFIG)
+
+
+def sample_predictions(snap: Snapshot) -> None:
+    """The run's fixed test images with the model's latest guesses: after each epoch while it trains, then the final ones."""
+    if not snap.samples:
+        return
+    classes = snap.classes or (tuple(snap.epochs[-1]["per_class_accuracy"]) if snap.epochs else ())
+    if snap.samples_epoch:
+        when = f"after epoch {snap.samples_epoch} of {snap.config.epochs}"
+    else:
+        when = "when the run was stopped"
+    st.subheader(f"Sample predictions {when}")
+    n = len(snap.samples)
+    if snap.active:
+        st.caption(f"The same {n} test images after every epoch, one per class: watch the guesses change as it learns.")
+    else:
+        st.caption(f"The same {n} test images the run showed after every epoch, with its final guesses.")
+    images = state.manager().sample_images(snap.id, [s["index"] for s in snap.samples])
+    per_row = 5
+    for start in range(0, n, per_row):
+        columns = st.columns(per_row)
+        for column, sample in zip(columns, snap.samples[start : start + per_row]):
+            image = images.get(sample["index"])
+            top = [(classes[c], p) for c, p in sample["top"]]
+            _draw_tile(column, None if image is None else image.permute(1, 2, 0).numpy(), classes[sample["label"]], top)
 
 
 def final(snap: Snapshot, key: str) -> None:
@@ -194,15 +224,34 @@ def final(snap: Snapshot, key: str) -> None:
 def _tile(container, evaluation: Evaluation, dataset: data.Dataset, index: int) -> None:
     """One test image, zoomed, with its true label, the prediction and the top-3 probabilities."""
     image = dataset.test_x[index].permute(1, 2, 0).numpy()
-    image = np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
-    truth, guess = int(evaluation.labels[index]), int(evaluation.predictions[index])
-    true, predicted = plain.md(evaluation.classes[truth]), plain.md(evaluation.classes[guess])  # an image folder's subfolders
-    container.image(image)
-    if truth == guess:
-        container.markdown(f":green[:material/check:] **{true}**")
+    true = evaluation.classes[int(evaluation.labels[index])]
+    _draw_tile(container, image, true, evaluation.top_k(index, 3))
+
+
+def _draw_tile(container, image: np.ndarray | None, true: str, top: list[tuple[str, float]]) -> None:
+    """An HWC uint8 image (None: not to be had), zoomed, its true class, the guess (top[0]) and the top probabilities."""
+    if image is not None:
+        container.image(_png(np.ascontiguousarray(image).tobytes(), image.shape), output_format="PNG")
+    guess = top[0][0]
+    true_md, guess_md = plain.md(true), plain.md(guess)  # class names may be an image folder's subfolders
+    if guess == true:
+        container.markdown(f":green[:material/check:] **{true_md}**")
     else:
-        container.markdown(f":red[:material/close: **{predicted}**]  \ntrue: **{true}**")
-    container.caption(" · ".join(f"{plain.md(name)} {p:.0%}" for name, p in evaluation.top_k(index, 3)))
+        container.markdown(f":red[:material/close: **{guess_md}**]  \ntrue: **{true_md}**")
+    container.caption(" · ".join(f"{plain.md(name)} {p:.0%}" for name, p in top))
+
+
+@functools.lru_cache(maxsize=256)  # at most about 8 MB of PNGs
+def _png(pixels: bytes, shape: tuple[int, ...]) -> bytes:
+    """An HWC uint8 image zoomed ZOOM times with crisp pixels, as PNG: encoded once, not on every poll of a live run.
+
+    st.image encodes an array as JPEG on every call (blurring the pixel edges); PNG bytes with output_format="PNG"
+    it passes on as they are."""
+    image = np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+    image = np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
 
 
 def _grid(evaluation: Evaluation, dataset: data.Dataset, indices: list[int], per_row: int = 8) -> None:
@@ -264,7 +313,7 @@ def uploaded_checkpoint(data_dir: str) -> None:
     c = info["config"]
     st.markdown(f"**{c.model}** trained on **{plain.md(c.data)}** ({c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}).")
     st.code("\n".join(accuracy_lines(evaluation)), language=None)
-    st.plotly_chart(charts.per_class_figure(evaluation.per_class_accuracy), key="lab-upload-per-class")
+    st.plotly_chart(charts.per_class_figure(evaluation.per_class_accuracy), key="lab-upload-per-class", config=charts.CONFIG)
 
 
 def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
