@@ -12,6 +12,7 @@ LESSONS = [
     ("pages/lesson_5_cnn.py", "Anatomy of the CNN", ":material/layers:"),
     ("pages/lesson_6_devices.py", "CPU and GPU", ":material/memory:"),
     ("pages/lesson_7_classifier.py", "Training a classifier", ":material/school:"),
+    ("pages/lesson_8_parallel.py", "Training on many GPUs", ":material/hub:"),
 ]
 
 

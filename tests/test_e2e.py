@@ -15,6 +15,7 @@ pytestmark = pytest.mark.browser
 PAGES = {
     "Why PyTorch": "", "Tensors": "lesson_2_tensors", "Autograd": "lesson_3_autograd", "Dynamic graphs": "lesson_4_dynamic",
     "Anatomy of the CNN": "lesson_5_cnn", "CPU and GPU": "lesson_6_devices", "Training a classifier": "lesson_7_classifier",
+    "Training on many GPUs": "lesson_8_parallel",
     "Train the CNN": "lab", "All runs": "runs",
 }  # fmt: skip
 

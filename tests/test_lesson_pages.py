@@ -56,8 +56,8 @@ def page(path: str) -> AppTest:
     return at
 
 
-def test_there_are_seven_lesson_pages():
-    assert len(PAGES) == 7
+def test_there_are_eight_lesson_pages():
+    assert len(PAGES) == 8
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -24,8 +24,13 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_seven_lessons_in_order():
-    assert SLUGS == ["01_why", "02_tensors", "03_autograd", "04_dynamic", "05_cnn", "06_devices", "07_classifier"]
+def test_eight_lessons_in_order():
+    assert SLUGS == ["01_why", "02_tensors", "03_autograd", "04_dynamic", "05_cnn", "06_devices", "07_classifier", "08_parallel"]
+
+
+# Seconds a block may take on 2 busy cores: a page runs its blocks once per process, the first reader waits.
+# Lesson 8 starts Python processes (torchrun, two workers, each importing torch): 11-19 s under load.
+BLOCK_SECONDS = {"08_parallel": 60}
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -36,7 +41,7 @@ def test_every_block_runs(slug):
     for number, (block, out) in enumerate(zip(lesson.code_blocks, outputs), 1):
         assert not out.error, f"{slug} block {number} raised:\n{out.error}\n--- code ---\n{block.source}"
         assert out.stdout.strip() or out.figures, f"{slug} block {number} shows nothing"
-        assert out.seconds < 10, f"{slug} block {number} took {out.seconds:.1f} s"
+        assert out.seconds < BLOCK_SECONDS.get(slug, 10), f"{slug} block {number} took {out.seconds:.1f} s"
 
 
 @pytest.mark.parametrize("slug", SLUGS)

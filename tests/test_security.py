@@ -4,6 +4,7 @@ token guessing, browser ids, and the HTTP side (downloads, metrics)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -364,3 +365,30 @@ def test_the_instructors_link_in_a_students_browser_signs_in_the_instructor_and_
     at.query_params["token"] = TEACHER
     at.run()
     assert at.session_state[access.ROLE] == "instructor" and "token" not in at.query_params
+
+
+def _call_at(text: str, start: int) -> str:
+    """The call that starts at text[start] (a name, then balanced parentheses)."""
+    depth, opening = 0, text.index("(", start)
+    i = opening
+    for i in range(opening, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            break
+    return text[start : i + 1]
+
+
+def test_every_torch_load_in_the_code_and_lessons_is_weights_only():
+    """A pickle can run code when it is loaded: every torch.load the app, its lessons or its scripts make says
+    weights_only=True (lesson 8's first draft loaded its replicas without it)."""
+    root = Path(__file__).resolve().parent.parent
+    files = [p for folder in ("classroom", "ui", "pages", "lessons", "bench", "scripts") for p in (root / folder).rglob("*")]
+    files = [p for p in files if p.suffix in (".py", ".md")]
+    offenders = [
+        f"{path.relative_to(root)}: {call}"
+        for path in files
+        for text in [path.read_text(encoding="utf-8")]
+        for match in re.finditer(r"\btorch\.load\(", text)
+        if "weights_only=True" not in (call := _call_at(text, match.start()))
+    ]
+    assert len(files) > 50 and not offenders, offenders
