@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
+import importlib
 import io
 import random
 import re
@@ -23,6 +26,10 @@ FENCE = re.compile(r"^```(\S*)\s*(.*)$")
 WIDGET = re.compile(r"^::: widget ([a-z_][a-z0-9_]*)\s*$")
 OPTION = re.compile(r"^- \[([ xX])\] (.+)$")
 
+
+# Lessons whose code reads names that the page sets up from what the server holds (lesson 7: where its data is):
+# the module whose preamble() is that set-up where no page wrote one (tests, the notebook comparison).
+SETUP = {"07_classifier": "classroom.tutorial"}
 
 _running = threading.Lock()  # stdout capture, warning filters and torch's thread count are process-wide: one lesson at a time
 
@@ -90,6 +97,7 @@ class Output:
 
     stdout: str = ""
     figures: list[str] = field(default_factory=list)  # plotly figures as JSON
+    images: list[bytes] = field(default_factory=list)  # PNG: the picture a block's last line evaluates to
     error: str = ""  # the traceback's last lines when the block raised
     seconds: float = 0.0
 
@@ -193,18 +201,29 @@ def _run(lesson: Lesson, seed: int, threads: int | None) -> list[Output]:
     np.random.seed(seed)
     random.seed(seed)
     with cpu_threads.using(threads):  # then the process default, never "what it was" (see classroom.threads)
+        if lesson.slug in SETUP:
+            exec(importlib.import_module(SETUP[lesson.slug]).preamble(), namespace)
         return [run_block(b.source, namespace, f"<{lesson.slug} block {n}>") for n, b in enumerate(lesson.code_blocks, 1)]
 
 
-def run_block(source: str, namespace: dict, filename: str = "<lesson>") -> Output:
-    """Execute one block, capturing what it prints, its warnings and any plotly figures it leaves behind."""
+def run_block(source: str, namespace: dict, filename: str = "<lesson>", printed: io.StringIO | None = None) -> Output:
+    """Execute one block, capturing what it prints, its warnings, any plotly figures it leaves behind, and the
+    picture its last line evaluates to (a PIL image, which Jupyter would draw under the cell).
+
+    printed: print() writes there as the block runs, through the namespace's own print rather than a process-wide
+    capture (so the caller needs no lock for a long block); warnings are then left to the process."""
     before = {id(v) for v in namespace.values()}
     out, start = Output(), time.perf_counter()
-    buffer = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer):
-        warnings.simplefilter("always")
+    buffer = printed if printed is not None else io.StringIO()
+    if printed is not None:
+        namespace["print"] = functools.partial(print, file=printed)
+    with _capture(buffer) if printed is None else contextlib.nullcontext([]) as caught:
         try:
-            exec(compile(source, filename, "exec"), namespace)  # lesson files ship with the app; nothing a browser sent
+            tree = ast.parse(source, filename)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, filename, "exec"), namespace)  # lesson files ship with the app; nothing a browser sent
+            if last is not None:
+                _picture(eval(compile(ast.Expression(last.value), filename, "eval"), namespace), out)
         except Exception:
             out.error = "".join(traceback.format_exc(limit=-3)).strip()
     out.seconds = time.perf_counter() - start
@@ -221,3 +240,21 @@ def run_block(source: str, namespace: dict, filename: str = "<lesson>") -> Outpu
         ):
             out.figures.append(value.to_json())
     return out
+
+
+@contextlib.contextmanager
+def _capture(buffer: io.StringIO):
+    """stdout into buffer and every warning recorded, for the length of one block (process-wide: under _running)."""
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer):
+        warnings.simplefilter("always")
+        yield caught
+
+
+def _picture(value, out: Output) -> None:
+    """A PIL image as PNG bytes in out.images; any other value is not shown (a page prints only what the code prints)."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        png = io.BytesIO()
+        value.save(png, format="PNG")
+        out.images.append(png.getvalue())

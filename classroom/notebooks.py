@@ -316,6 +316,8 @@ def lesson_notebook(slug: str, text: str | None = None) -> nbformat.NotebookNode
         if isinstance(segment, Prose):
             cells.append(new_markdown_cell(segment.text))
         elif isinstance(segment, Code) and segment.runs:
+            if number == 0 and slug in lessons.SETUP:  # names the page sets from the server's data: the notebook's own
+                cells += _setup_cells(lessons.SETUP[slug], inliner)
             number += 1
             source, helpers, names = _lesson_block(segment.source, blocks, inliner, copied)
             if helpers:
@@ -337,6 +339,13 @@ def lesson_notebook(slug: str, text: str | None = None) -> nbformat.NotebookNode
             questions += 1
             cells.append(new_markdown_cell(_question_cell(segment, questions)))
     return _notebook(cells)
+
+
+def _setup_cells(module: str, inliner: Inliner) -> list:
+    """The set-up a lesson's code reads (lessons.SETUP), as the module's notebook_setup() writes it for a notebook."""
+    markdown, code, helpers = importlib.import_module(module).notebook_setup()
+    copied = [new_code_cell(h, metadata={"classroom": {"copied": True}}) for h in inliner.cells(helpers)]
+    return [new_markdown_cell(markdown), *copied, new_code_cell(code, metadata={"classroom": {"setup": True}})]
 
 
 def _lesson_block(source: str, blocks: list[Code], inliner: Inliner, copied: set[str]) -> tuple[str, list[str], list[str]]:

@@ -1,7 +1,8 @@
-"""Lesson 7: the tutorial's five steps, run small here; a button into the lab with the tutorial preset."""
+"""Lesson 7: the PyTorch tutorial "Training a classifier", every step run on this server's data (ui.tutorial)."""
 
-from ui import devices, frame, lessons
+from ui import devices, frame, lessons, tutorial
 
 frame.ensure_router()  # a fresh server's first visit to this URL runs the file alone: go through app.py's gate
 
-lessons.render("07_classifier", {"to_the_lab": devices.to_the_lab})
+tutorial.render({"to_the_lab": devices.to_the_lab})
+lessons.next_lesson("pages/lesson_8_parallel.py", "Training on many GPUs")
