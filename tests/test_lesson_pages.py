@@ -70,7 +70,7 @@ def test_page_renders_title_code_and_questions(path):
     quiz = at.radio(key=f"{slug(path)}-q1")
     quiz.set_value(wrong.text)
     next(b for b in at.button if b.label == "Check").click().run()
-    assert [e.value for e in at.error] == [f"Not quite. {wrong.why}"] and not any("Right" in m.value for m in at.success)
+    assert [e.value for e in at.error] == [f"Not quite: {wrong.why}"] and not any("Right" in m.value for m in at.success)
     at.radio(key=f"{slug(path)}-q1").set_value(right.text)
     next(b for b in at.button if b.label == "Check").click().run()
     assert f"Right: {right.why}" in [m.value for m in at.success] and not at.error

@@ -57,16 +57,16 @@ def test_answers_stay_with_the_browser_and_the_sidebar_counts_them():
         at.radio(key=key).set_value(option.text)
         checks = [b for b in at.button if b.label == "Check"]
         checks[int(key[-1]) - 1].click().run()
-    assert feedback(at) == [f"Right: {right.why}", f"Not quite. {wrong.why}"]
+    assert feedback(at) == [f"Right: {right.why}", f"Not quite: {wrong.why}"]
     assert f"lesson 3: 1 of {len(LESSON.questions)}" in sidebar(at)
     marks = " ".join(m.value for m in at.markdown)  # "why each answer": icons, not emoji (boxes without an emoji font)
     assert ":material/check_circle:" in marks and ":material/cancel:" in marks and "✅" not in marks and "❌" not in marks
 
     at.switch_page("pages/lesson_1_why.py").run()
     at.switch_page("pages/lesson_3_autograd.py").run()  # back again: still answered
-    assert feedback(at) == [f"Right: {right.why}", f"Not quite. {wrong.why}"]
+    assert feedback(at) == [f"Right: {right.why}", f"Not quite: {wrong.why}"]
     again = autograd(browser)  # a reload or a new tab of the same browser
-    assert feedback(again) == [f"Right: {right.why}", f"Not quite. {wrong.why}"]
+    assert feedback(again) == [f"Right: {right.why}", f"Not quite: {wrong.why}"]
     assert again.radio(key="03_autograd-q1").value == right.text
     assert feedback(autograd("c" * 32)) == [] and "Questions right" not in sidebar(autograd("c" * 32))
 

@@ -110,7 +110,8 @@ def question(q: Question, key: str, number: int) -> None:
             if option.correct:
                 st.success(f"Right: {option.why}", icon=":material/check_circle:")
             else:
-                st.error(f"Not quite. {option.why}", icon=":material/cancel:")
+                # A colon, as after "Right": a reason may start with a lower-case name (backward, zero_grad).
+                st.error(f"Not quite: {option.why}", icon=":material/cancel:")
             with st.expander("Why each answer is right or wrong"):
                 for o in q.options:
                     # The icon is hidden from screen readers (aria-hidden), so the word says it too.
