@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from classroom import checkpoints, data
-from classroom.config import PRESETS, ConfigError, preset
+from classroom.config import PRESETS, ConfigError, TrainConfig, lr_for_batch, preset
 from classroom.evaluation import accuracy_lines
-from classroom.training import BatchEnd, Control, EpochEnd, reevaluate, train
+from classroom.training import BatchEnd, Control, EpochEnd, reevaluate, resolve_device, train
 
 # (flag, TrainConfig field, type, help) for the knobs the command line exposes.
 KNOBS = [
@@ -49,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         t.add_argument(flag, type=kind, help=text)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop + flip")
     t.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
-    t.add_argument("--dry-run", action="store_true", help="a few batches of each phase, to check the set-up")
+    t.add_argument(
+        "--dry-run", action="store_true",
+        help="a few batches of each phase, to check the set-up; saves MODEL.dry-run.pt, never MODEL.pt",
+    )  # fmt: skip
     t.add_argument("--json", action="store_true", help="end with one JSON line of results")
 
     e = commands.add_parser("evaluate", help="print the tutorial's accuracy lines for a saved checkpoint")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default=None, help="data source (default: the one it was trained on)")
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps")
 
     d = commands.add_parser("download", help="fetch CIFAR-10 ahead of time")
     d.add_argument("--data-dir", default="data")
@@ -80,6 +85,8 @@ def cmd_train(args) -> int:
     if args.dry_run:
         changes |= {"epochs": 1, "max_steps": 5, "log_interval": 1}
     config = preset(args.preset, **changes)
+    _check_device(config.device)  # before any data is loaded or decoded
+    _warn_batch(args.preset, config)
     if args.data is None:
         config = config.replace(data=_default_source(config.data_dir))
     dataset = data.load(config.data, config.data_dir, progress=_progress("decoding images"))
@@ -108,8 +115,11 @@ def cmd_train(args) -> int:
     for line in accuracy_lines(ev):
         print(line)
     metrics = ev.summary() | {"train_seconds": result.train_seconds, "bf16": result.bf16}
-    path = checkpoints.save(Path(args.out) / f"{config.model}.pt", result.model, config, dataset.classes, metrics)
-    print(f"Saved the model to {path}")
+    # A dry run checks the set-up; its few batches must never replace a trained model of the same name.
+    name = f"{config.model}.dry-run.pt" if args.dry_run else f"{config.model}.pt"
+    path = checkpoints.save(Path(args.out) / name, result.model, config, dataset.classes, metrics)
+    kept = f" (a dry run never writes {Path(args.out) / f'{config.model}.pt'})" if args.dry_run else ""
+    print(f"Saved the model to {path}{kept}")
     if args.json:
         summary = {
             "test_accuracy": ev.accuracy,
@@ -140,8 +150,45 @@ def _default_source(data_dir: str) -> str:
     return "shapes"
 
 
+def _available_devices() -> list[str]:
+    """The devices this machine can train on, as --device spells them."""
+    found = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _check_device(name: str) -> str:
+    """The torch device name for --device; ConfigError (one line, exit 2) naming it and what this machine has."""
+    TrainConfig(device=name).validate()  # an unknown name: "device: unknown device ..."
+    try:
+        return str(resolve_device(name))
+    except ValueError:  # a known kind this machine lacks (cuda, mps) or a GPU number past the last
+        raise ConfigError(
+            f"device: {name} is not available on this machine, which has: {', '.join(_available_devices())} "
+            "(use --device cpu, or auto for the fastest)"
+        ) from None
+
+
+def _warn_batch(name: str, config: TrainConfig) -> None:
+    """One line on stderr when the preset's learning rate, unchanged, meets a batch size it was not tuned for."""
+    tuned = PRESETS[name]
+    if config.batch_size == tuned.batch_size or config.lr != tuned.lr:
+        return
+    scaled = lr_for_batch(tuned.lr, tuned.batch_size, config.batch_size, config.optimizer)
+    # Bigger batches take fewer steps of the same size: too few to learn; smaller ones take noisier steps: unstable.
+    risk = "may learn little" if config.batch_size > tuned.batch_size else "may be too high for it"
+    print(
+        f"python -m classroom: warning: the {name} preset's learning rate {tuned.lr:g} was tuned for batch "
+        f"{tuned.batch_size}, not {config.batch_size}, and {risk}; try --lr {scaled:g} (scaled with the "
+        f"batch) or --batch-size {tuned.batch_size}",
+        file=sys.stderr,
+    )
+
+
 def cmd_evaluate(args) -> int:
-    model, info = checkpoints.load(args.checkpoint, device=args.device)
+    device = _check_device(args.device)
+    model, info = checkpoints.load(args.checkpoint, device=device)
     config = info["config"]
     dataset = data.load(args.data or config.data, args.data_dir or config.data_dir, progress=_progress("decoding images"))
     if len(dataset.classes) != len(info["classes"]):

@@ -72,3 +72,12 @@ def test_a_run_name_must_be_visible_text():
     for hidden in ("\u202e", "\u2066", "\u200b", "\u200e", "\n", "\t", "\x07", "\u2028"):
         with pytest.raises(ConfigError, match=r"^name: .*found U\+"):
             TrainConfig(name=f"a{hidden}b").validate()
+
+
+def test_a_learning_rate_is_carried_to_another_batch_linearly_for_sgd_and_by_the_root_for_adam():
+    from classroom.config import MAX_LR, lr_for_batch
+
+    assert lr_for_batch(0.001, 4, 64) == 0.016  # the tutorial's rate at batch 64 (issue 13)
+    assert lr_for_batch(0.001, 4, 64, "nesterov") == 0.016
+    assert lr_for_batch(0.008, 128, 512, "adam") == 0.016 and lr_for_batch(0.008, 128, 32, "adamw") == 0.004
+    assert lr_for_batch(1.0, 4, 4096) == MAX_LR  # never past what validate() accepts

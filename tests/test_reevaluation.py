@@ -65,7 +65,7 @@ def test_the_command_line_evaluates_a_checkpoint_as_its_run_did(monkeypatch, tmp
     args = ["--preset", "tutorial", "--dry-run", "--precision", "bf16", "--device", "cpu", "--out", str(tmp_path)]
     assert cli.main(["train", *args]) == 0
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Accuracy")]
-    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "net.pt")]) == 0
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "net.dry-run.pt")]) == 0
     evaluated = capsys.readouterr().out.splitlines()
     assert trained[0].startswith("Accuracy of the network on the 5000 test images")
     assert evaluated == trained  # overall and per class, to the tenth of a percent

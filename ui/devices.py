@@ -35,7 +35,7 @@ def timing_chart() -> None:
     again = st.button("Measure again", key="timing_again", help="the numbers vary with what else this machine is doing")
     if again:
         st.session_state.timings = _measure()
-    when, rows = st.session_state.get("timings") or _class_measurement()
+    when, rows = _timings()
     st.caption(f"Measured {time.strftime('%H:%M:%S', time.localtime(when))}, {_ago(time.time() - when)}.")
     st.caption(
         f"The CPU is timed with {timing.CPU_THREADS} of this machine's {os.cpu_count()} cores: a class shares the server, "
@@ -72,6 +72,76 @@ def timing_chart() -> None:
     )
     for line in findings(rows):
         st.markdown(f"- {line}")
+
+
+def _timings() -> tuple[float, list[timing.Timing]]:
+    """This student's own measurement if they asked for one, else the class's."""
+    return st.session_state.get("timings") or _class_measurement()
+
+
+def reference() -> None:
+    """GPU figures measured elsewhere (BENCHMARKS.md), labelled with their machine, beside this server's live CPU rate."""
+    try:
+        figures = timing.reference_figures()
+    except timing.ReferenceFiguresError as e:
+        st.warning(f"No reference figures to show: {e}.")
+        return
+    _, rows = _timings()
+    cpu = f"this server's {timing.label('cpu')}, live estimate"
+    st.markdown(f"**Reference: {figures.machine}**, torch {figures.torch}, measured {figures.measured}.")
+    st.caption(f"Data: {figures.data}. Read from BENCHMARKS.md, where each figure is described.")
+    st.dataframe(
+        [
+            {
+                "run": run.run.replace("`", ""),
+                "batch size": run.batch_size,
+                f"{figures.machine} (reference)": _seconds(run.seconds_text, run),
+                cpu: _estimate(timing.live_estimate(rows, run), run),
+                "test accuracy (reference)": "" if run.accuracy is None else f"{run.accuracy:g} %",
+            }
+            for run in figures.runs
+        ],
+        hide_index=True,
+        key="reference_table",
+    )
+    st.caption(
+        f"The live estimate is {timing.EPOCH_IMAGES:,} images per epoch at the forward + backward rate timed above for "
+        "the run's batch size: a lower bound, as a real epoch also steps the optimizer and gathers its batches. "
+        "Only Net is timed live, so FastCNN's runs have none."
+    )
+    for line in reference_findings(figures, rows):
+        st.markdown(f"- {line}")
+
+
+def _seconds(figure: str, run: timing.ReferenceRun) -> str:
+    """A figure with what it counts: "41.8 s per epoch", "2.0 s for 2 epochs"."""
+    return f"{figure} s per epoch" if run.per_epoch else f"{figure} s for {run.epochs} epoch{'s' if run.epochs > 1 else ''}"
+
+
+def _estimate(seconds: float | None, run: timing.ReferenceRun) -> str:
+    return "not timed here" if seconds is None else "≈ " + _seconds(f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}", run)
+
+
+def reference_findings(figures: timing.ReferenceFigures, rows: list[timing.Timing]) -> list[str]:
+    """Per batch size timed live, the reference machine's fastest epoch beside this CPU's estimate, from the numbers."""
+    timed = [run for run in figures.runs if timing.live_estimate(rows, run)]
+    lines = []
+    for batch in sorted({run.batch_size for run in timed}):
+        run = min((r for r in timed if r.batch_size == batch), key=lambda r: r.seconds[0] / r.counted_epochs)
+        low, high = (s / run.counted_epochs for s in run.seconds)
+        cpu = timing.live_estimate(rows, run) / run.counted_epochs
+        gpu = run.seconds_text if run.per_epoch else _span(f"{low:.2f}", f"{high:.2f}")
+        ratio = _span(f"{cpu / high:.1f}", f"{cpu / low:.1f}")
+        lines.append(
+            f"At batch size {batch}, {figures.machine} took {gpu} s per epoch ({run.run}); at the rate timed above this "
+            f"server's {timing.label('cpu')} would need at least {cpu:.1f} s: **{ratio}×** the GPU's time."
+        )
+    return lines
+
+
+def _span(low: str, high: str) -> str:
+    """One number, or a range when its ends differ as shown."""
+    return low if low == high else f"{low}-{high}"
 
 
 def _ago(seconds: float) -> str:
@@ -116,7 +186,8 @@ def findings(rows: list[timing.Timing]) -> list[str]:
     if all(r.device == "cpu" for r in rows):
         lines.append(
             "This machine has no GPU, so only the CPU is timed. Served from a machine with a CUDA or Apple GPU, "
-            "the chart gains a dashed line per GPU, and these notes compare each GPU with the CPU."
+            "the chart gains a dashed line per GPU, and these notes compare each GPU with the CPU. Below, figures "
+            "measured on a GPU elsewhere stand beside this CPU's."
         )
     return lines
 
