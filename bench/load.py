@@ -5,11 +5,13 @@ the script to finish, and while it sits on a page it polls that page's auto-refr
 intervals. No browser is drawn, so the times are the server's: from the request to the script's end.
 
     python bench/load.py                # 30 sessions, 30 runs; prints the figures BENCHMARKS.md quotes
+    python bench/load.py --executor ray --ray-nodes 2   # the same class, its runs on a two-node Ray cluster here
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -151,14 +153,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workdir: Path, args, options: list[str]) -> subprocess.Popen:
-    """`streamlit run serve.py` on loopback only, with its own runs and data folders."""
+@contextlib.contextmanager
+def ray_cluster(args):
+    """With --executor ray: a Ray cluster of --ray-nodes nodes on this machine (Ray's own cluster_utils, as the tests
+    use), yielding its address for the server's RAY_ADDRESS; otherwise nothing."""
+    if args.executor != "ray":
+        yield None
+        return
+    import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": args.ray_cpus, "include_dashboard": False})
+    for _ in range(args.ray_nodes - 1):
+        nodes.add_node(num_cpus=args.ray_cpus)
+    ray.init(address=nodes.address, log_to_driver=False)  # only to wait for the nodes to be up
+    nodes.wait_for_nodes()
+    ray.shutdown()
+    try:
+        yield nodes.address
+    finally:
+        nodes.shutdown()
+
+
+def start_server(port: int, workdir: Path, args, options: list[str], ray_address: str | None = None) -> subprocess.Popen:
+    """`streamlit run serve.py` on loopback only, with its own runs and data folders (and runs on Ray, when given)."""
     env = os.environ | {
         "CLASSROOM_RUNS_DIR": str(workdir / "runs"),
         "CLASSROOM_DATA_DIR": str(workdir / "data"),
         "CLASSROOM_MAX_QUEUE": str(args.max_queue),
         "CLASSROOM_MAX_RUNS_PER_DEVICE": str(args.slots),
     }
+    env.pop("CLASSROOM_EXECUTOR", None)
+    env.pop("RAY_ADDRESS", None)
+    if ray_address:
+        env |= {"CLASSROOM_EXECUTOR": "ray", "RAY_ADDRESS": ray_address}
     env.pop("CLASSROOM_TOKEN", None)
     command = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)]
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
@@ -213,6 +241,9 @@ def main() -> int:
     p.add_argument("--ramp", type=float, default=3.0, help="sessions arrive over this many seconds")
     p.add_argument("--slots", type=int, default=1, help="CLASSROOM_MAX_RUNS_PER_DEVICE for the server")
     p.add_argument("--max-queue", type=int, default=30, help="CLASSROOM_MAX_QUEUE for the server")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where the runs train (CLASSROOM_EXECUTOR)")
+    p.add_argument("--ray-nodes", type=int, default=2, help="with --executor ray: Ray nodes started on this machine")
+    p.add_argument("--ray-cpus", type=int, default=1, help="with --executor ray: CPUs each of those nodes offers")
     p.add_argument("--streamlit", action="append", default=[], metavar="NAME=VALUE", help="a server option to override")
     p.add_argument("--timeout", type=float, default=600, help="give up waiting for the runs after this many seconds")
     p.add_argument("--versus", nargs="*", metavar="NAME=VALUE", default=None,
@@ -237,9 +268,9 @@ def main() -> int:
 
 def measure(args, options: list[str]) -> dict:
     """One server, one class: start it, let the students loose, wait for every run; print and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="classroom-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="classroom-load-") as tmp, ray_cluster(args) as ray_address:
         workdir, port = Path(tmp), free_port()
-        server = start_server(port, workdir, args, options)
+        server = start_server(port, workdir, args, options, ray_address)
         try:
             warm = Session(port)  # first visits import torch and plotly: measured apart, as a server does once
             cold = [warm.open()]
@@ -289,6 +320,8 @@ def measure(args, options: list[str]) -> dict:
         "fragment_polls": len(polls),
         "fragment_poll_p95_ms": round(1000 * percentile([d for *_, d in polls], 95)) if polls else None,
         "training_window_s": round(window[1] - window[0], 1),
+        "executor": f"ray, {args.ray_nodes} nodes x {args.ray_cpus} CPU" if ray_address else f"local, {args.slots} slots",
+        "runs_finished_per_minute": round(60 * statuses.get("finished", 0) / max(ended - began, 1e-9), 1),
         "all_runs_ended_s": round(ended - began, 1),
         "sessions_s": round(sessions_done - began, 1),
         "rss_baseline_mb": baseline["rss_mb"],
@@ -309,8 +342,9 @@ def measure(args, options: list[str]) -> dict:
     print(summary("fragment refreshes", [d for *_, d in polls]))
     for page, times in sorted(slowest.items(), key=lambda kv: -percentile(kv[1], 95)):
         print("  " + summary(page, times))
-    print(f"runs: all ended {figures['all_runs_ended_s']} s after the first session arrived; training window "
-          f"{figures['training_window_s']} s; refusals: {figures['refusals'] or 'none'}")
+    print(f"runs ({figures['executor']}): all ended {figures['all_runs_ended_s']} s after the first session arrived "
+          f"({figures['runs_finished_per_minute']} finished a minute); training window {figures['training_window_s']} s; "
+          f"refusals: {figures['refusals'] or 'none'}")
     print(f"server memory: {figures['rss_baseline_mb']} MB warm, peak {figures['rss_peak_mb']} MB, "
           f"{figures['rss_after_mb']} MB after; threads {baseline['threads']} -> {after['threads']}")
     for problem in problems:

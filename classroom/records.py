@@ -51,6 +51,8 @@ class Record:
     data_label: str = ""
     test_accuracy: float | None = None  # of the final evaluation (a run stopped mid-epoch has one, but no epoch line)
     samples: list[dict] = field(default_factory=list)  # the final evaluation's predictions on the fixed sample images
+    executor: str = ""  # local or ray; "" in records from before executors
+    node: str = ""  # the machine it trained on, once it ended
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -80,6 +82,7 @@ def _read_config(folder: Path, record: Record) -> None:
     if not isinstance(meta.get("device"), str):
         raise Damaged(f"{where}: device is not text")
     record.device = meta["device"]
+    record.executor = check_text(meta, "executor", where) if "executor" in meta else ""
     record.config = check_config(meta.get("config"), where)
     record.data_label = record.config.data
     record.created = check_time(meta, "created", where)
@@ -156,6 +159,9 @@ def _read_results(folder: Path, record: Record) -> None:
         check_count(results, "images", where)
     if "samples" in results:
         check_samples(results, where, len(classes or record.classes))
+    for key in ("executor", "node", "device"):  # where it ran (a Ray run: the machine and the device there)
+        if key in results:
+            setattr(record, key, check_text(results, key, where))
     record.status, record.message, record.started, record.ended = results["status"], results["message"], started, ended
     record.classes = tuple(classes) or record.classes
     record.data_label = data_label or record.data_label
@@ -270,6 +276,14 @@ def check_evaluation(values: dict, where: str, required: bool = False) -> None:
         raise Damaged(f"{where}: confusion is not a {n} x {n} matrix (one row and column per class)")
     if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_COUNT for row in confusion for c in row):
         raise Damaged(f"{where}: confusion holds something other than counts")
+
+
+def check_text(values: dict, key: str, where: str, limit: int = 300) -> str:
+    """A short single line of text."""
+    value = values.get(key)
+    if not isinstance(value, str) or len(value) > limit or "\n" in value:
+        raise Damaged(f"{where}: {key} is not a short line of text")
+    return value
 
 
 def check_count(values: dict, key: str, where: str, low: int = 0) -> int:

@@ -1,4 +1,8 @@
-"""RunManager: training runs in background threads, device slots with a queue, persistence under runs/."""
+"""RunManager: training runs in background threads, device slots with a queue, persistence under runs/.
+
+Where a run trains is its executor's business: LocalExecutor (here: this process, one slot per device by default) or
+classroom.executors.RayExecutor (a Ray cluster, CLASSROOM_EXECUTOR=ray). Either way the RunManager keeps the run's
+state, controls and record, so pages, the runs page and restarts do not care where it trained."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import errno
 import os
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -18,8 +23,10 @@ import torch
 from classroom import budget, checkpoints, data, records
 from classroom.config import ConfigError, TrainConfig
 from classroom.evaluation import Evaluation, sample_indices, sample_predictions
+from classroom.executors import Outcome
+from classroom.remote import shown_images
 from classroom.series import BatchLines, LossCurve
-from classroom.training import Control, Event, RunEnd, evaluation_limit, event_dict, fresh_seed, reevaluate, resolve_device, train
+from classroom.training import Control, Event, RunEnd, event_dict, fresh_seed, reevaluate, resolve_device, train
 
 ACTIVE = ("queued", "loading", "running", "paused")
 ENDED = (*records.ENDED, "damaged")  # damaged: a record on disk that cannot be trusted, shown with the reason
@@ -60,6 +67,9 @@ class Snapshot:
     # the model made them; 0 when it was evaluated mid-epoch, as a run stopped by request is.
     samples: tuple[dict, ...] = ()
     samples_epoch: int = 0
+    executor: str = ""  # where it trained: local or ray ("" for records from before executors)
+    node: str = ""  # the machine: this server's host name, or the Ray node's name and address once Ray placed it
+    node_id: str = ""  # Ray's id of that node (ray runs only)
 
     @property
     def active(self) -> bool:
@@ -100,14 +110,87 @@ class _Run:
     sample_images: dict = field(default_factory=dict)  # test-set index -> uint8 [3, H, W], while this process has them
     batch_lines: BatchLines = field(default_factory=BatchLines)  # which batch reports metrics.jsonl gets
     thread: threading.Thread | None = None
+    executor: str = ""
+    node: str = ""
+    node_id: str = ""
+
+
+class LocalExecutor:
+    """Today's runner: the run's own thread, once it holds a slot on its device (the RunManager's queue), loads the
+    data in this process (decoded once, shared by every run), trains and serialises the checkpoint."""
+
+    name, remote = "local", False
+
+    def __init__(self):
+        self.node = socket.gethostname()
+
+    def device_for(self, config: TrainConfig) -> str:
+        return str(resolve_device(config.device))
+
+    def refusal(self, config: TrainConfig, device: str) -> str | None:
+        return None  # the device slots and the queue cap are the RunManager's
+
+    def execute(self, job: _Job) -> Outcome:
+        dataset = data.load(job.config.data, job.config.data_dir, roots=job.roots)
+        job.loaded(dataset.classes, dataset.label, shown_images(job.config, dataset))
+        result = train(job.config, dataset, on_event=job.event, control=job.control)
+        try:
+            checkpoint = None
+            if result.evaluation is not None:
+                metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds, "bf16": result.bf16}
+                checkpoint = checkpoints.to_bytes(result.model, job.config, dataset.classes, metrics)
+        except Exception as e:  # the run trained and evaluated: its evaluation is kept beside the failure
+            return Outcome("failed", f"{type(e).__name__}: {e}", result.evaluation)
+        return Outcome(result.status, result.message, result.evaluation, checkpoint, result.device)
+
+    def close(self) -> None:
+        pass
+
+
+class _Job:
+    """What an executor sees of a run: its settings and controls, and the RunManager's hooks for what it reports."""
+
+    def __init__(self, manager: RunManager, run: _Run):
+        self._manager, self._run = manager, run
+        self.run_id, self.config, self.device, self.control = run.id, run.config, run.device, run.control
+        self.roots = manager.data_roots
+
+    def event(self, event: Event) -> None:
+        self._manager._record(self._run, event)
+
+    def loaded(self, classes: tuple, label: str, images: dict) -> None:
+        """The data set is in memory where the run trains: its classes, its name, the sample images the lab shows."""
+        self._manager._loaded(self._run, classes, label, images)
+
+    def placed(self, node: str, node_id: str) -> bool:
+        """Ray gave the run a machine (it leaves the queue); False when it was stopped meanwhile."""
+        return self._manager._placed(self._run, node, node_id)
+
+    def cancelled(self) -> bool:
+        """Stopped while it waited for Ray to place it."""
+        return self._run.status != "queued"
+
+
+def executor_from_environment():
+    """CLASSROOM_EXECUTOR: local (unset) or ray; anything else is refused at start rather than guessed."""
+    name = os.environ.get("CLASSROOM_EXECUTOR", "").strip().lower() or "local"
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        from classroom.executors import RayExecutor
+
+        return RayExecutor()
+    raise ValueError(f"CLASSROOM_EXECUTOR={name!r}: use local or ray")
 
 
 class RunManager:
-    """One per server process: accepts runs, runs N at a time per device, keeps every run's record."""
+    """One per server process: accepts runs, runs N at a time per device (or hands them to Ray), keeps every record.
+
+    executor: LocalExecutor or a RayExecutor; None picks from CLASSROOM_EXECUTOR (local when unset)."""
 
     def __init__(
         self, runs_dir: str | os.PathLike = "runs", max_per_device: int = 1, max_queue: int = 16,
-        max_run_bytes: int | None = None, data_roots: list | None = None,
+        max_run_bytes: int | None = None, data_roots: list | None = None, executor=None,
     ):  # fmt: skip
         self.runs_dir = Path(runs_dir)
         self.max_per_device = max(1, max_per_device)
@@ -118,7 +201,9 @@ class RunManager:
         self._runs: dict[str, _Run] = {}
         self._queues: dict[str, deque[str]] = {}
         self._active: dict[str, int] = {}
+        self._pending: deque[str] = deque()  # ray: runs submitted whose actor Ray has not placed yet, oldest first
         self._lock = threading.Condition()
+        self.executor = executor or executor_from_environment()
         self._load_from_disk()
 
     # --- what pages call -------------------------------------------------------------------
@@ -130,9 +215,11 @@ class RunManager:
         if config.seed is None:  # drawn now, so that config.json records it and the run can be repeated
             config = dataclasses.replace(config, seed=fresh_seed())
         try:
-            device = str(resolve_device(config.device))
+            device = self.executor.device_for(config)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if why := self.executor.refusal(config, device):
+            raise RunRefused(why)
         if why := self.memory_refusal(config, device):
             raise RunRefused(why)
         with self._lock:
@@ -141,15 +228,16 @@ class RunManager:
                 if mine:
                     raise RunRefused(f"you already have a run going ({mine[0].id}): stop it or let it finish first")
             waiting = self._waiting()
-            if self._will_wait(device) and waiting >= self.max_queue:
+            if self._will_wait(config, device) and waiting >= self.max_queue:
                 raise RunRefused(f"the class is busy: {waiting} runs are already waiting; try again when one ends")
             run_id = _new_id()
             while run_id in self._runs:  # two runs in the same second may draw the same id
                 run_id = _new_id()
-            run = _Run(run_id, config, device, owner)
+            run = _Run(run_id, config, device, owner, executor=self.executor.name, node=self.executor.node)
             self._runs[run.id] = run
-            self._queues.setdefault(device, deque()).append(run.id)
-        self._write_json(run, "config.json", {"id": run.id, "device": device, "created": run.created, "config": config.to_dict()})
+            self._queue(run).append(run.id)
+        meta = {"id": run.id, "device": device, "created": run.created, "executor": run.executor, "config": config.to_dict()}
+        self._write_json(run, "config.json", meta)
         run.thread = threading.Thread(target=self._work, args=(run,), name=f"run-{run.id}", daemon=True)
         run.thread.start()
         return run.id
@@ -166,7 +254,7 @@ class RunManager:
             self._check_control(run, by, instructor, "stop")
             run.control.stop()
             if run.status == "queued":
-                self._queues[run.device].remove(run.id)
+                self._queue(run).remove(run.id)
                 self._finish(run, "stopped", "stopped before it started")
             self._lock.notify_all()
 
@@ -216,13 +304,26 @@ class RunManager:
 
     def memory_refusal(self, config: TrainConfig, device: str | None = None) -> str | None:
         """Why this config would take more memory than a run may have here, or None (checked before it starts)."""
+        if device is None and self.executor.remote:
+            try:
+                device = self.executor.device_for(config)
+            except ValueError:
+                return None  # submit says why (no GPU in the cluster)
         device = device or str(resolve_device(config.device))
         limit = self.max_run_bytes
+        if device.startswith("cuda") and self.executor.remote:
+            return None  # the GPU is on a machine this server cannot see; an out-of-memory there fails the run, saying so
         if device.startswith("cuda"):
             limit = int(0.9 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
         elif device != "cpu":
             return None  # mps shares the machine's memory in ways the estimate does not model
         return budget.refusal(config, limit) if limit else None
+
+    def going(self) -> tuple[int, int]:
+        """(runs training or loading or paused, runs waiting): the sidebar's cluster line, without snapshots."""
+        with self._lock:
+            statuses = [r.status for r in self._runs.values()]
+        return sum(s in ACTIVE and s != "queued" for s in statuses), statuses.count("queued")
 
     def loading(self) -> set[str]:
         """The data sources runs are loading right now (every sidebar asks: no snapshots copied for it)."""
@@ -313,64 +414,111 @@ class RunManager:
             return self._snapshot(run) if run else None
 
     def shutdown(self, timeout: float = 30) -> None:
-        """Stop every run and wait for their threads."""
+        """Stop every run, wait for their threads, then let the executor go (Ray: any actor left is ended)."""
         for snap in self.list():
             self.stop(snap.id)
         for run in list(self._runs.values()):
             if run.thread:
                 run.thread.join(timeout)
+        self.executor.close()
 
-    def _will_wait(self, device: str) -> bool:
+    def _queue(self, run: _Run) -> deque[str]:
+        """The queue the run waits in: its device's here, or the one of runs Ray has not placed yet."""
+        return self._pending if self.executor.remote else self._queues.setdefault(run.device, deque())
+
+    def _will_wait(self, config: TrainConfig, device: str) -> bool:
         """Whether a run submitted now would wait: every slot of its device taken or promised to runs ahead."""
+        if self.executor.remote:
+            return self._ray_waiting((config, device)) > self._ray_waiting()
         return self._active.get(device, 0) + len(self._queues.get(device, ())) >= self.max_per_device
 
     def _waiting(self) -> int:
         """Runs queued behind full devices; a queued run whose slot is free but whose thread has not yet
         taken it is not waiting, so the count does not depend on thread scheduling."""
+        if self.executor.remote:
+            return self._ray_waiting()
         free = lambda device: max(0, self.max_per_device - self._active.get(device, 0))
         return sum(max(0, len(queue) - free(device)) for device, queue in self._queues.items())
+
+    def _ray_waiting(self, new: tuple[TrainConfig, str] | None = None) -> int:
+        """Unplaced Ray runs (and `new`) that the cluster has no room for, as this server counts it: its machines' CPUs
+        and GPUs less what its placed runs asked, given to the unplaced ones in order. As for device slots, a run
+        Ray is about to place is not waiting; an unknown cluster has room for all (Ray's scheduler queues them)."""
+        capacity = self.executor.capacity()
+        if capacity is None:
+            return 0
+        cpus, gpus = capacity
+        for run in self._runs.values():
+            if run.status in ACTIVE and run.status != "queued" and run.executor == self.executor.name:
+                ask = self.executor.resources(run.config, run.device.split(":")[0])
+                cpus, gpus = cpus - ask["num_cpus"], gpus - ask["num_gpus"]
+        asks = [(self._runs[i].config, self._runs[i].device) for i in self._pending] + ([new] if new else [])
+        waiting = 0
+        for config, device in asks:
+            ask = self.executor.resources(config, device)
+            if ask["num_cpus"] <= cpus and ask["num_gpus"] <= gpus:
+                cpus, gpus = cpus - ask["num_cpus"], gpus - ask["num_gpus"]
+            else:
+                waiting += 1
+        return waiting
 
     # --- the worker thread -----------------------------------------------------------------
 
     def _work(self, run: _Run) -> None:
-        with self._lock:  # wait for a slot on the device, first come first served
-            queue = self._queues[run.device]
-            while run.status == "queued" and not (
-                queue and queue[0] == run.id and self._active.get(run.device, 0) < self.max_per_device
-            ):
-                self._lock.wait()
-            if run.status != "queued":
-                return  # stopped while waiting
-            queue.popleft()
-            self._active[run.device] = self._active.get(run.device, 0) + 1
-            run.status, run.started = "loading", time.time()
-            self._lock.notify_all()
+        remote = self.executor.remote
+        if not remote:  # Ray's scheduler is a Ray run's queue: it waits for a machine inside the executor
+            with self._lock:  # wait for a slot on the device, first come first served
+                queue = self._queues[run.device]
+                while run.status == "queued" and not (
+                    queue and queue[0] == run.id and self._active.get(run.device, 0) < self.max_per_device
+                ):
+                    self._lock.wait()
+                if run.status != "queued":
+                    return  # stopped while waiting
+                queue.popleft()
+                self._active[run.device] = self._active.get(run.device, 0) + 1
+                run.status, run.started = "loading", time.time()
+                self._lock.notify_all()
         try:
-            dataset = data.load(run.config.data, run.config.data_dir, roots=self.data_roots)
-            # The images the epochs report predictions on, kept (a few kB) so the lab draws them without the data set.
-            shown = sample_indices(dataset.test_y[: evaluation_limit(run.config) or None])
-            with self._lock:
-                run.classes, run.data_label = dataset.classes, dataset.label
-                run.sample_images = {i: dataset.test_x[i].clone() for i in shown}
-                if run.status == "loading":
-                    run.status = "running"
-            result = train(run.config, dataset, on_event=lambda e: self._record(run, e), control=run.control)
-            run.evaluation = result.evaluation
-            if result.evaluation is not None:
-                metrics = result.evaluation.summary() | {"train_seconds": result.train_seconds, "bf16": result.bf16}
-                self._save_checkpoint(run, checkpoints.to_bytes(result.model, run.config, dataset.classes, metrics))
-            status, message = result.status, result.message
+            outcome = self.executor.execute(_Job(self, run))
+            if outcome is None:
+                return  # a Ray run stopped before it was placed: stop() has recorded it
+            run.evaluation = outcome.evaluation
+            if outcome.checkpoint is not None:
+                self._save_checkpoint(run, outcome.checkpoint)
+            status, message = outcome.status, outcome.message
+            if remote and outcome.device:
+                run.device = outcome.device  # the device as that machine names it (cuda:0: the GPU Ray gave the run)
         except (data.DataError, ConfigError, ValueError) as e:
             status, message = "failed", str(e)
         except Exception as e:  # anything else still ends the run with a message and frees the slot
             status, message = "failed", f"{type(e).__name__}: {e}"
-        result = None  # the model and its optimizer state: let their device memory go before the slot opens
-        if run.device.startswith("cuda"):
+        outcome = None  # the evaluation and checkpoint bytes: the run keeps what it needs
+        if run.device.startswith("cuda") and not remote:
             torch.cuda.empty_cache()  # hand the freed blocks back, for the next run and the lessons' timings
         with self._lock:
-            self._active[run.device] -= 1
+            if remote:
+                if run.id in self._pending:  # it failed before Ray placed it (the cluster went away)
+                    self._pending.remove(run.id)
+            else:
+                self._active[run.device] -= 1
             self._finish(run, status, message)
             self._lock.notify_all()
+
+    def _loaded(self, run: _Run, classes: tuple, label: str, images: dict) -> None:
+        with self._lock:
+            run.classes, run.data_label, run.sample_images = classes, label, images
+            if run.status == "loading":
+                run.status = "running"
+
+    def _placed(self, run: _Run, node: str, node_id: str) -> bool:
+        with self._lock:
+            if run.status != "queued":
+                return False
+            self._pending.remove(run.id)
+            run.status, run.started, run.node, run.node_id = "loading", time.time(), node, node_id
+            self._lock.notify_all()
+            return True
 
     def _save_checkpoint(self, run: _Run, checkpoint: bytes) -> None:
         """Write checkpoint.pt; when that fails, keep its bytes in memory so the trained model can still be downloaded."""
@@ -410,6 +558,9 @@ class RunManager:
             results["samples"] = run.samples
         if run.epochs:
             results["train_seconds"] = run.epochs[-1]["train_seconds"]
+        if run.executor:  # where it ran; records from before executors say nothing
+            results |= {"executor": run.executor, "node": run.node, "device": run.device}
+            results |= {"node_id": run.node_id} if run.node_id else {}
         self._write_json(run, "results.json", results)
 
     # --- persistence -----------------------------------------------------------------------
@@ -454,18 +605,19 @@ class RunManager:
 
     def _snapshot(self, run: _Run) -> Snapshot:
         message = " ".join(filter(None, (run.message, run.save_error and f"({run.save_error})")))
-        queue = self._queues.get(run.device, ())
+        queue = self._pending if self.executor.remote else self._queues.get(run.device, ())
         position = list(queue).index(run.id) + 1 if run.status == "queued" and run.id in queue else 0
+        device = f"{run.device} on {run.node}" if run.executor == "ray" and run.node else run.device
         last = run.epochs[-1] if run.epochs else {}
         samples, samples_epoch = last.get("samples", []), last.get("epoch", 0)
         if run.samples and run.samples != samples:  # the final evaluation saw another model: a stopped run's, mid-epoch
             samples, samples_epoch = run.samples, 0
         return Snapshot(
-            run.id, run.config, run.status, message, run.device, run.created, run.started, run.ended, position,
+            run.id, run.config, run.status, message, device, run.created, run.started, run.ended, position,
             tuple(run.losses), run.last_batch, tuple(run.epochs), tuple(run.classes), run.data_label,
             run.id == self.featured,
             run.evaluation.accuracy if run.evaluation is not None else run.test_accuracy, run.owner, run.saved,
-            tuple(samples), samples_epoch if samples else 0,
+            tuple(samples), samples_epoch if samples else 0, run.executor, run.node, run.node_id,
         )  # fmt: skip
 
 
@@ -478,7 +630,7 @@ def _read_run(folder: Path) -> _Run | None:
     run.status, run.message, run.started, run.ended = record.status, record.message, record.started, record.ended
     run.losses, run.last_batch, run.epochs = record.losses, record.last_batch, record.epochs
     run.classes, run.data_label, run.test_accuracy = record.classes, record.data_label, record.test_accuracy
-    run.samples = record.samples
+    run.samples, run.executor, run.node = record.samples, record.executor, record.node
     return run
 
 
