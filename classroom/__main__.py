@@ -31,6 +31,7 @@ KNOBS = [
     ("--data-dir", "data_dir", str, "where CIFAR-10 and decoded caches live"),
     ("--seed", "seed", int, "random seed"),
     ("--log-interval", "log_interval", int, "steps between loss lines"),
+    ("--minutes", "minutes", float, "time budget for training + test passes, sized to fill it (0: use --epochs)"),
 ]
 
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     for flag, _, kind, text in KNOBS:
         t.add_argument(flag, type=kind, help=text)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="random crop + flip")
+    t.add_argument(
+        "--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+        help="on CUDA, capture the whole step in a CUDA graph and replay it (eager elsewhere)",
+    )  # fmt: skip
     t.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
     t.add_argument(
         "--dry-run", action="store_true",
@@ -82,8 +87,10 @@ def cmd_train(args) -> int:
     changes = {k: v for k, v in changes.items() if v is not None}
     if args.augment is not None:
         changes["augment"] = args.augment
+    if args.cuda_graph is not None:
+        changes["cuda_graph"] = args.cuda_graph
     if args.dry_run:
-        changes |= {"epochs": 1, "max_steps": 5, "log_interval": 1}
+        changes |= {"epochs": 1, "max_steps": 5, "log_interval": 1, "minutes": 0.0}  # a set-up check, not a budget
     config = preset(args.preset, **changes)
     _check_device(config.device)  # before any data is loaded or decoded
     _warn_batch(args.preset, config)
@@ -111,6 +118,8 @@ def cmd_train(args) -> int:
         print(f"python -m classroom: training failed: {result.message}", file=sys.stderr)
         return 1
     print("Finished Training")
+    if result.sized or result.notes:
+        print(result.message)  # how a time budget sized the run; an eager fallback
     ev = result.evaluation
     for line in accuracy_lines(ev):
         print(line)
@@ -126,6 +135,7 @@ def cmd_train(args) -> int:
             "test_loss": ev.loss,
             "train_seconds": round(result.train_seconds, 3),
             "epochs": len(result.history),
+            "sized": result.sized,  # {} without --minutes
             "device": result.device,
             "model": config.model,
             "preset": args.preset,

@@ -15,6 +15,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 MAX_EPOCHS = 200
 MAX_BATCH_SIZE = 4096
 MAX_LR = 10.0
+MAX_MINUTES = 24 * 60.0  # a time budget of at most a day: longer runs belong to a batch system, not a classroom
 # Unicode categories a run name may not hold: control (Cc: line breaks, tabs, escapes), format (Cf: bidi overrides
 # and isolates, zero-width characters), surrogates (Cs), line and paragraph separators (Zl, Zp).
 HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
@@ -57,6 +58,8 @@ class TrainConfig:
     data_dir: str = "data"  # where downloads and decoded caches live
     log_interval: int = 2000  # steps between loss reports (the tutorial prints every 2000)
     max_steps: int = 0  # stop each epoch after this many steps and evaluate on as many batches; 0 = all (--dry-run)
+    minutes: float = 0.0  # time budget for training + test passes: the schedule is sized to fill it; 0 = use epochs
+    cuda_graph: bool = False  # on CUDA, capture the whole step in a CUDA graph and replay it (eager elsewhere)
     name: str = ""  # free label shown in the run list
 
     def validate(self) -> TrainConfig:
@@ -87,6 +90,9 @@ class TrainConfig:
         _check_int("max_steps", self.max_steps, 0, 10**7)
         _check_int("threads", self.threads, 0, 1024)
         _check_int("translate", self.translate, 0, 16)
+        _check_float("minutes", self.minutes, 0.0, MAX_MINUTES)
+        if not isinstance(self.cuda_graph, bool):
+            raise ConfigError(f"cuda_graph: must be true or false, got {self.cuda_graph!r}")
         for name in ("mean", "std"):
             values = getattr(self, name)
             if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):

@@ -86,6 +86,14 @@ def _header(c: TrainConfig) -> str:
         f"         python {filename(c)} --data PATH     (an ImageFolder tree with train/<class>/ and test/<class>/)",
         f"         python {filename(c)} --max-batches 5 (a quick smoke run: 5 batches per epoch, 5 test batches)",
     ]
+    if c.minutes:
+        lines += [
+            "",
+            f"The lab sized this run to fill a {c.minutes:g}-minute time budget; this program has no budget and trains",
+            f"--epochs passes ({c.epochs} by default): set it to the epochs the lab's run reported.",
+        ]
+    if c.cuda_graph:
+        lines += ["", "The lab replays each step as a CUDA graph on a GPU; this program runs every step eagerly."]
     if c.data == "shapes":
         lines += [
             "",

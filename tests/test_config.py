@@ -11,11 +11,12 @@ from classroom.config import PRESETS, ConfigError, TrainConfig, preset
 TUTORIAL = dict(
     model="net", epochs=2, batch_size=4, lr=0.001, momentum=0.9, optimizer="sgd", weight_decay=0.0,
     schedule="constant", warmup=0.0, label_smoothing=0.0, augment=False, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-    precision="fp32", channels_last=False, compile=False, tta=False, log_interval=2000, max_steps=0,
+    precision="fp32", channels_last=False, compile=False, tta=False, log_interval=2000, max_steps=0, minutes=0.0,
 )  # fmt: skip
 # Fields that change no number the tutorial computes: the seed (it sets none), where it runs, on how many threads,
-# which data (CIFAR-10 is one choice), the run's label, and the crop padding (used only when augmenting).
-NOT_THE_RECIPE = {"seed", "device", "threads", "data", "data_dir", "name", "translate"}
+# which data (CIFAR-10 is one choice), the run's label, the crop padding (used only when augmenting), and whether a
+# GPU replays the step as a CUDA graph (the same step, launched at once).
+NOT_THE_RECIPE = {"seed", "device", "threads", "data", "data_dir", "name", "translate", "cuda_graph"}
 
 
 def test_tutorial_preset_is_the_tutorial_field_by_field():
