@@ -107,10 +107,14 @@ def lesson_files() -> list[Path]:
     return sorted(LESSONS_DIR.glob("[0-9][0-9]_*.md"))
 
 
-def load(slug: str) -> Lesson:
-    """Parse lessons/<slug>.md."""
-    path = LESSONS_DIR / f"{slug}.md"
-    return parse(path.read_text(encoding="utf-8"), slug)
+def path(slug: str, language: str = "en") -> Path:
+    """The lesson's file: lessons/<slug>.md in English, lessons/<language>/<slug>.md in another language."""
+    return (LESSONS_DIR if language == "en" else LESSONS_DIR / language) / f"{slug}.md"
+
+
+def load(slug: str, language: str = "en") -> Lesson:
+    """Parse lessons/<slug>.md (lessons/<language>/<slug>.md for another language)."""
+    return parse(path(slug, language).read_text(encoding="utf-8"), slug)
 
 
 def parse(text: str, slug: str = "lesson") -> Lesson:

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from classroom.locale import N_
+
 
 class Net(nn.Module):
     """The CNN of the PyTorch CIFAR-10 tutorial, layer for layer."""
@@ -131,10 +133,10 @@ class FastCNN(nn.Module):
 
 
 MODELS = {"net": Net, "wide-net": WideNet, "fast-cnn": FastCNN}
-DESCRIPTIONS = {
-    "net": "the tutorial's CNN: 2 conv + 3 linear layers",
-    "wide-net": "the tutorial's exercise: Net with wider conv1/conv2",
-    "fast-cnn": "a fast VGG-style CNN with BatchNorm (airbench ideas)",
+DESCRIPTIONS = {  # N_: the lab shows them in its page's language (locale/)
+    "net": N_("the tutorial's CNN: 2 conv + 3 linear layers"),
+    "wide-net": N_("the tutorial's exercise: Net with wider conv1/conv2"),
+    "fast-cnn": N_("a fast VGG-style CNN with BatchNorm (airbench ideas)"),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import os
 import re
 import secrets
@@ -82,6 +83,16 @@ class Snapshot:
             return 1.0
         b = self.last_batch
         return b["global_step"] / b["total_steps"] if b else 0.0
+
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs this run will train: its config's, or, with a time budget, as many as the budget was sized to."""
+        if self.epochs:
+            return self.epochs[-1]["epochs"]
+        b = self.last_batch
+        if self.config.minutes and b:
+            return math.ceil(b["total_steps"] / b["steps_per_epoch"])
+        return self.config.epochs
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classroom import data, lessons
+from classroom import data, lessons, locale
 from classroom import threads as cpu_threads
 from classroom.data import make_shapes
 
@@ -60,6 +60,7 @@ class Source:
     root: str  # the folder the code's DATA names
     found: str  # one line for the page: what it found, or why it fell back to the synthetic set
     settings: Settings
+    facts: tuple = ()  # the (name, value) pairs `found` is worded from, to word it in another language (describe)
 
     @property
     def synthetic(self) -> bool:
@@ -74,8 +75,8 @@ def find(data_dir: str | os.PathLike, roots: list | None = None) -> Source:
     data_dir = str(data_dir)
     cifar = _cifar10_state(data_dir)
     if cifar == "intact":
-        found = f"This page found CIFAR-10 in `{data_dir}` on the server: the code below trains on it."
-        return Source("cifar10", data_dir, found, REAL)
+        facts = (("folder", data_dir),)
+        return Source("cifar10", data_dir, _describe("cifar10", dict(facts)), REAL, facts)
     for folder in _folders(roots if roots is not None else data.allowed_roots(data_dir), data_dir):
         try:
             splits = data.folder_splits(folder)
@@ -83,19 +84,54 @@ def find(data_dir: str | os.PathLike, roots: list | None = None) -> Source:
             continue
         n_train = sum(len(files) for files in splits["train"].values())
         n_test = sum(len(files) for files in splits["test"].values())
-        found = (
-            f"This page found the image folder `{folder}` on the server ({len(splits['train'])} classes, "
-            f"{n_train:,} training and {n_test:,} test images; CIFAR-10 itself is {_why(cifar)}): the code below "
-            "trains on it."
+        facts = (
+            ("folder", str(folder)),
+            ("classes", len(splits["train"])),
+            ("train", n_train),
+            ("test", n_test),
+            ("cifar", cifar),
         )
-        return Source("folder", str(folder), found, _for_folder(n_train, n_test))
-    found = (
-        f"This page fell back to the synthetic **shapes** set: CIFAR-10 is {_why(cifar)} on this server, and no "
-        "image folder lies in its data folders. These are coloured shapes and textures, not photos, saved as PNG "
-        "files so that the code below reads them exactly as it would read CIFAR-10 saved as an image folder. "
-        "Download CIFAR-10 in the lab (Train the CNN) and this page trains on it instead."
+        return Source("folder", str(folder), _describe("folder", dict(facts)), _for_folder(n_train, n_test), facts)
+    facts = (("cifar", cifar),)
+    return Source("shapes", str(_workdir() / "shapes"), _describe("shapes", dict(facts)), SYNTHETIC, facts)
+
+
+def describe(source: Source, language: str = "en") -> str:
+    """The source's line for the page (Source.found) in the language given."""
+    return _describe(source.kind, dict(source.facts), language) if source.facts else source.found
+
+
+def _describe(kind: str, facts: dict, language: str = "en") -> str:
+    _ = locale.translations(language).gettext
+    if kind == "cifar10":
+        return _("This page found CIFAR-10 in `{folder}` on the server: the code below trains on it.").format(**facts)
+    damaged = facts["cifar"] == "damaged"
+    if kind == "folder":
+        if damaged:
+            found = _(
+                "This page found the image folder `{folder}` on the server ({classes} classes, {train} training and {test} "
+                "test images; CIFAR-10 itself is damaged (delete it and download it again)): the code below trains on it."
+            )
+        else:
+            found = _(
+                "This page found the image folder `{folder}` on the server ({classes} classes, {train} training and {test} "
+                "test images; CIFAR-10 itself is not downloaded): the code below trains on it."
+            )
+        sizes = {"train": locale.integer(facts["train"], language), "test": locale.integer(facts["test"], language)}
+        return found.format(**(facts | sizes))
+    if damaged:
+        return _(
+            "This page fell back to the synthetic **shapes** set: CIFAR-10 is damaged (delete it and download it again) on "
+            "this server, and no image folder lies in its data folders. These are coloured shapes and textures, not photos, "
+            "saved as PNG files so that the code below reads them exactly as it would read CIFAR-10 saved as an image "
+            "folder. Download CIFAR-10 in the lab (Train the CNN) and this page trains on it instead."
+        )
+    return _(
+        "This page fell back to the synthetic **shapes** set: CIFAR-10 is not downloaded on this server, and no image "
+        "folder lies in its data folders. These are coloured shapes and textures, not photos, saved as PNG files so that "
+        "the code below reads them exactly as it would read CIFAR-10 saved as an image folder. Download CIFAR-10 in the "
+        "lab (Train the CNN) and this page trains on it instead."
     )
-    return Source("shapes", str(_workdir() / "shapes"), found, SYNTHETIC)
 
 
 def fallback() -> Source:
@@ -104,7 +140,7 @@ def fallback() -> Source:
 
 
 def _cifar10_state(data_dir: str) -> str:
-    """"absent", "damaged" or "intact" (every file's md5 checked, as torchvision checks before it reads)."""
+    """ "absent", "damaged" or "intact" (every file's md5 checked, as torchvision checks before it reads)."""
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import check_integrity
 
@@ -113,10 +149,6 @@ def _cifar10_state(data_dir: str) -> str:
     files = CIFAR10.train_list + CIFAR10.test_list
     intact = all(check_integrity(os.path.join(data_dir, CIFAR10.base_folder, name), md5) for name, md5 in files)
     return "intact" if intact else "damaged"
-
-
-def _why(cifar: str) -> str:
-    return "damaged (delete it and download it again)" if cifar == "damaged" else "not downloaded"
 
 
 def _folders(roots: list, data_dir: str):
@@ -201,40 +233,44 @@ def weights_path() -> str:
     return path
 
 
-def preamble(source: Source | None = None, path: str | None = None) -> str:
-    """The set-up code the lesson's blocks read, for this source (the synthetic fallback when None): plain Python."""
+def preamble(source: Source | None = None, path: str | None = None, language: str = "en") -> str:
+    """The set-up code the lesson's blocks read, for this source (the synthetic fallback when None): plain Python, its
+    comments in the language given."""
+    _ = locale.translations(language).gettext
     source = source or fallback()
     prepare(source)
     s = source.settings
     what = {
-        "cifar10": "CIFAR-10, as torchvision saves it",
-        "folder": "an image folder, with train/<class>/ and test/<class>/",
-        "shapes": "the synthetic shapes set, saved as an image folder",
+        "cifar10": _("CIFAR-10, as torchvision saves it"),
+        "folder": _("an image folder, with train/<class>/ and test/<class>/"),
+        "shapes": _("the synthetic shapes set, saved as an image folder"),
     }[source.kind]
     tutorial = {
-        "batch_size": "the tutorial's" if s.batch_size == 4 else "the tutorial: 4",
-        "learning_rate": "the tutorial's" if s.learning_rate == 0.001 else "the tutorial: 0.001",
-        "epochs": "the tutorial: 2",
-        "train_images": "a random part of the training set (the tutorial: all)",
-        "test_images": "a random part of the test set (the tutorial: all)",
+        "batch_size": _("the tutorial's") if s.batch_size == 4 else _("the tutorial: 4"),
+        "learning_rate": _("the tutorial's") if s.learning_rate == 0.001 else _("the tutorial: 0.001"),
+        "epochs": _("the tutorial: 2"),
+        "train_images": _("a random part of the training set (the tutorial: all)"),
+        "test_images": _("a random part of the test set (the tutorial: all)"),
     }
     lines = [
-        f"# Where this server's images are: {what}",
+        "# " + _("Where this server's images are: {what}").format(what=what),
         f"DATA = {source.root!r}",
-        f"CIFAR10 = {source.kind == 'cifar10'}  # True: torchvision's CIFAR-10; False: an image folder",
+        f"CIFAR10 = {source.kind == 'cifar10'}  # " + _("True: torchvision's CIFAR-10; False: an image folder"),
         f"PATH = {path or weights_path()!r}",
     ]
     lines += [f"{name} = {getattr(s, name)!r}  # {note}" for name, note in tutorial.items()]
     return "\n".join(lines)
 
 
-def notebook_setup() -> tuple[str, str, list[tuple[str, str]]]:
-    """(markdown, code, helpers to copy) for a notebook: CIFAR-10 in ./data if it is there, else the shapes set."""
+def notebook_setup(language: str = "en") -> tuple[str, str, list[tuple[str, str]]]:
+    """(markdown, code, helpers to copy) for a notebook: CIFAR-10 in ./data if it is there, else the shapes set; the
+    markdown in the notebook's language."""
+    _ = locale.translations(language).gettext
     real, synthetic = (
         ", ".join(repr(getattr(s, n)) for n in ("batch_size", "learning_rate", "epochs", "train_images", "test_images"))
         for s in (REAL, SYNTHETIC)
     )
-    markdown = (
+    markdown = _(
         "**Where the data is.** On the lesson page the app decides this from what the server holds. Here: CIFAR-10 "
         "in `./data` if torchvision has saved it there, else the app's synthetic *shapes* set, written as an image "
         "folder of PNG files by the functions copied from the app just below. To train on "
@@ -266,6 +302,7 @@ class Run:
     source: Source
     text: str  # the lesson's markdown: the blocks run are its python blocks
     seed: int = 0
+    language: str = "en"  # the lesson's: the set-up's comments are written in it
     preamble: str = ""  # the set-up code, written when the run starts
     outputs: list = field(default_factory=list)  # lessons.Output of each finished block, in order
     current: tuple = (0, None)  # (number of the running block from 1, the buffer it prints into); 0: none yet
@@ -301,7 +338,7 @@ class Run:
 
     def _main(self) -> None:
         try:
-            self.preamble = preamble(self.source)
+            self.preamble = preamble(self.source, language=self.language)
             execute(self.lesson, self.preamble, self.seed, self.outputs.append, self._running)
         except Exception as e:  # writing the shapes set failed (a full disk): say so on the page
             self.setup_error = f"{type(e).__name__}: {e}"
@@ -314,7 +351,17 @@ def execute(lesson: lessons.Lesson, setup: str, seed: int = 0, report=None, buff
     """The set-up, then each block, in one namespace, as lessons.run runs them (same seeds, one CPU thread).
 
     print() goes to block n's own buffer(n), not a process-wide capture: a half-minute training holds no lock that other
-    lessons wait for. report(output) is called after each block."""
+    lessons wait for. Two runs of the tutorial (the English and the Czech lesson, opened at once) take turns: they seed
+    and draw from the same process-wide random generators, so side by side neither would print the seeded numbers.
+    report(output) is called after each block."""
+    with _execute_lock:
+        return _execute(lesson, setup, seed, report, buffer)
+
+
+_execute_lock = threading.Lock()
+
+
+def _execute(lesson: lessons.Lesson, setup: str, seed: int, report, buffer) -> list[lessons.Output]:
     namespace: dict = {"__name__": f"lesson_{lesson.slug}"}
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -3,22 +3,27 @@
 import streamlit as st
 
 from ui import frame, instructor, results, run_list, state
+from ui.i18n import _, ngettext
 
 frame.ensure_router()
 
-st.title("All runs")
+st.title(_("All runs"))
 snaps = state.manager().list()
 if not snaps:
-    st.info("No runs yet on this server. Start one in the lab.")
-    st.page_link("pages/lab.py", label="Go to the lab", icon=":material/science:")
+    st.info(_("No runs yet on this server. Start one in the lab."))
+    st.page_link("pages/lab.py", label=_("Go to the lab"), icon=":material/science:")
     st.stop()
 
 active = sum(s.active for s in snaps)
-runs = f"{len(snaps)} run" + "s" * (len(snaps) != 1)
-st.caption(f"{runs}, {active} going now. Runs from before a server restart are read back from disk.")
+summary = ngettext(
+    "{count} run, {active} going now. Runs from before a server restart are read back from disk.",
+    "{count} runs, {active} going now. Runs from before a server restart are read back from disk.",
+    len(snaps),
+)
+st.caption(summary.format(count=len(snaps), active=active))
 run_list.table(snaps)
 
-tab_open, tab_compare = st.tabs(["Open a run", "Compare runs"])
+tab_open, tab_compare = st.tabs([_("Open a run"), _("Compare runs")])
 with tab_open:
     if run_id := run_list.pick(snaps):
         instructor.feature_control(run_id)  # the instructor's button: show this run on every lab page

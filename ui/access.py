@@ -12,7 +12,8 @@ import time
 
 import streamlit as st
 
-from ui import gate
+from ui import gate, i18n
+from ui.i18n import _
 
 ROLE = "classroom_role"  # st.session_state key: "student" or "instructor" once a token matched
 LIMITED = "classroom_limited"  # st.session_state key: seconds to wait, when too many wrong tokens came in
@@ -95,18 +96,19 @@ def _grant(given: str) -> bool:
 def sign_in_box() -> None:
     """The only thing a visitor without the token sees; a right token reruns the app in its place."""
     wrong = st.session_state.pop(WRONG_LINK, False)
-    _, middle, _ = st.columns([1, 2, 1])
+    _left, middle, _right = st.columns([1, 2, 1])
     with middle:
+        i18n.switch()  # drawn before the sidebar exists: a Czech class reads the sign-in box in Czech too
         st.title(":material/local_fire_department: Torch Classroom")
-        st.write("This classroom is private. Enter the class token your instructor gave you, or open their link.")
+        st.write(_("This classroom is private. Enter the class token your instructor gave you, or open their link."))
         with st.form("sign_in"):
-            given = st.text_input("Class token", type="password", placeholder="the token from your instructor")
-            submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+            given = st.text_input(_("Class token"), type="password", placeholder=_("the token from your instructor"))
+            submitted = st.form_submit_button(_("Sign in"), type="primary", icon=":material/login:")
         if submitted:
             if _grant(given):
                 st.rerun()  # draw the app in place of this box
             wrong = True
         if wait := st.session_state.pop(LIMITED, 0):
-            st.error(f"Too many wrong tokens were tried: wait {max(1, round(wait))} s, then try again.")
+            st.error(_("Too many wrong tokens were tried: wait {seconds} s, then try again.").format(seconds=max(1, round(wait))))
         elif wrong:
-            st.error("That token is not right. Check it (or the link) and try again, or ask your instructor.")
+            st.error(_("That token is not right. Check it (or the link) and try again, or ask your instructor."))

@@ -14,13 +14,14 @@ import torch
 from classroom import anatomy, checkpoints, data
 from classroom.config import TUTORIAL_MEAN, TUTORIAL_STD
 from classroom.models import Net, build
-from ui import charts, plain, state
+from ui import charts, i18n, plain, state
+from ui.i18n import N_, _, ngettext
 
-UNTRAINED, TRAINED = "untrained (random weights)", "latest trained checkpoint"
+UNTRAINED, TRAINED = N_("untrained (random weights)"), N_("latest trained checkpoint")  # the radio's values: English
 # A window or a cell on a map: black under white, so it shows on any image and on any colour of the maps' scales
 _OUTLINE = (("black", 5), ("white", 2))
 
-_CHANNELS = {"conv1": ("red", "green", "blue")}  # what conv1's input channels are; conv2 reads pooled maps
+_CHANNELS = {"conv1": (N_("red"), N_("green"), N_("blue"))}  # what conv1's input channels are; conv2 reads pooled maps
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,12 @@ def _untrained() -> Net:
     return build("net", generator=torch.Generator().manual_seed(0)).eval()
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)  # the callers' spinners speak the page's language
 def _trained(path: str, mtime: float) -> tuple[Net, dict]:
     return checkpoints.load(path)
 
 
-@st.cache_resource(show_spinner="Loading test images…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _images(source: str, data_dir: str, roots: tuple) -> data.Dataset:
     if source == "shapes":  # a few hundred test images are plenty here, and drawn in a blink
         return data.make_shapes(n_train=0, n_test=200)
@@ -58,43 +59,48 @@ def images_of(weights: Weights) -> tuple[data.Dataset, str]:
     """(test images, sentence for the page): from the data set the weights were trained on; the untrained net gets
     CIFAR-10 when it is here, else the synthetic shapes."""
     try:
-        images = _images(weights.source, state.data_dir(), tuple(state.data_roots()))
+        with st.spinner(_("Loading test images…")):  # drawn only when it takes a moment: the first load
+            images = _images(weights.source, state.data_dir(), tuple(state.data_roots()))
     except data.DataError as e:
         images = _images("shapes", state.data_dir(), ())
-        missing = f"{plain.md(weights.source)}, which the net trained on, is not here ({plain.md(e)})"
-        return images, f"synthetic **shapes** test images: {missing}"
+        missing = _("synthetic **shapes** test images: {source}, which the net trained on, is not here ({reason})")
+        return images, missing.format(source=plain.md(weights.source), reason=plain.md(e))
     if images.name == "cifar10":
-        return images, "CIFAR-10 test images"
+        return images, _("CIFAR-10 test images")
     if images.synthetic:
-        why = "the data set the net trained on" if weights.source == "shapes" else "CIFAR-10 is not downloaded on this server"
-        return images, f"test images of the built-in synthetic **shapes** set ({why})"
-    return images, f"test images of {plain.md(images.name)}, the image folder the net trained on"
+        if weights.source == "shapes":
+            return images, _("test images of the built-in synthetic **shapes** set (the data set the net trained on)")
+        return images, _("test images of the built-in synthetic **shapes** set (CIFAR-10 is not downloaded on this server)")
+    return images, _("test images of {name}, the image folder the net trained on").format(name=plain.md(images.name))
 
 
 def _untrained_weights() -> Weights:
     source = "cifar10" if data.cifar10_present(state.data_dir()) else "shapes"
-    return Weights(_untrained(), data.CIFAR10_CLASSES, TUTORIAL_MEAN, TUTORIAL_STD, "untrained Net (seed 0)", source)
+    return Weights(_untrained(), data.CIFAR10_CLASSES, TUTORIAL_MEAN, TUTORIAL_STD, _("untrained Net (seed 0)"), source)
 
 
 def latest_weights() -> tuple[Weights | None, str]:
     """The newest finished Net/WideNet run's weights, or None and the reason."""
     found = anatomy.newest_checkpoint(state.manager())
     if found is None:
-        return None, "No trained Net checkpoint exists yet: train one in the lab (any run of Net or WideNet that finishes)."
+        return None, _("No trained Net checkpoint exists yet: train one in the lab (any run of Net or WideNet that finishes).")
     run, path = found
     try:
-        model, info = _trained(str(path), path.stat().st_mtime)
+        with st.spinner(_("Loading the checkpoint…")):
+            model, info = _trained(str(path), path.stat().st_mtime)
     except (checkpoints.CheckpointError, OSError) as e:
-        return None, f"The newest checkpoint could not be loaded: {plain.md(e)}"
+        return None, _("The newest checkpoint could not be loaded: {reason}").format(reason=plain.md(e))
     cfg = info["config"]
-    label = f"run {run.id} ({cfg.model}, {len(run.epochs)} epoch{'s' * (len(run.epochs) != 1)} on {plain.md(run.data_label)})"
+    epochs = len(run.epochs)
+    label = ngettext("run {run} ({model}, {epochs} epoch on {data})", "run {run} ({model}, {epochs} epochs on {data})", epochs)
+    label = label.format(run=run.id, model=cfg.model, epochs=epochs, data=plain.md(i18n.data_label(run.data_label)))
     return Weights(model, tuple(info["classes"]), tuple(cfg.mean), tuple(cfg.std), label, cfg.data), ""
 
 
 def chosen_weights() -> Weights:
     """The weights picked in the setup widget: the latest trained ones when asked for and there, else untrained."""
     if st.session_state.get("cnn_weights") == TRAINED:
-        weights, _ = latest_weights()
+        weights, _why = latest_weights()
         if weights is not None:
             return weights
     return _untrained_weights()
@@ -104,11 +110,12 @@ def chosen() -> tuple[Weights, torch.Tensor, str]:
     """The weights and the image picked in the setup widget (defaults before it has run); the image comes from the
     data set the weights know, so its true class is one of theirs."""
     weights = chosen_weights()
-    images, _ = images_of(weights)
+    images, _sentence = images_of(weights)
     index = int(st.session_state.get("cnn_index", 0)) % len(images.test_x)
     image = images.test_x[index]
-    true = plain.md(images.classes[int(images.test_y[index])])
-    return weights, image, f"{plain.md(images.label)} test image #{index} (true class: {true})"
+    true = plain.md(i18n.class_name(images.classes[int(images.test_y[index])]))
+    caption = _("{data} test image #{index} (true class: {true})")
+    return weights, image, caption.format(data=plain.md(i18n.data_label(images.label)), index=index, true=true)
 
 
 def _big(image: torch.Tensor, scale: int = 5) -> np.ndarray:
@@ -117,26 +124,30 @@ def _big(image: torch.Tensor, scale: int = 5) -> np.ndarray:
 
 
 def _top3_chart(top: list[tuple[str, float]], key: str) -> None:
-    fig = go.Figure(go.Bar(x=[p * 100 for _, p in top][::-1], y=[plain.plot(c) for c, _ in top][::-1], orientation="h"))
-    fig.update_traces(text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto")
-    fig.update_layout(height=180, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="probability (%)", title="Top-3 prediction")
+    names, chances = [plain.plot(i18n.class_name(c)) for c, _p in top][::-1], [p for _c, p in top][::-1]
+    fig = go.Figure(go.Bar(x=[p * 100 for p in chances], y=names, orientation="h"))
+    fig.update_traces(text=[i18n.percent(p, space="") for p in chances], textposition="auto")
+    fig.update_layout(
+        height=180, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=_("probability (%)"), title=_("Top-3 prediction")
+    )
     fig.update_xaxes(range=[0, 100])
-    st.plotly_chart(fig, key=key, config=charts.CONFIG)
+    st.plotly_chart(i18n.localise(fig), key=key, config=charts.CONFIG)
 
 
 def setup() -> None:
     """Pick the weights, then an image of the data set they know, for the widgets below."""
     c1, c2 = st.columns(2)
-    c1.radio("Weights", [UNTRAINED, TRAINED], key="cnn_weights", horizontal=True)
+    c1.radio(_("Weights"), [UNTRAINED, TRAINED], key="cnn_weights", horizontal=True, format_func=i18n.bound().gettext)
     trained, reason = latest_weights()
     if st.session_state.get("cnn_weights") == TRAINED:
         if trained is None:
-            c1.warning(reason + " Showing the untrained net instead.")
+            c1.warning(_("{reason} Showing the untrained net instead.").format(reason=reason))
         else:
-            c1.caption(f"Using {trained.label}; classes: {plain.md(', '.join(trained.classes))}.")
+            classes = plain.md(", ".join(map(i18n.class_name, trained.classes)))
+            c1.caption(_("Using {weights}; classes: {classes}.").format(weights=trained.label, classes=classes))
     images, sentence = images_of(chosen_weights())
-    c2.number_input("Test image number", 0, len(images.test_x) - 1, 0, key="cnn_index")
-    c2.caption(f"Images: {sentence}.")
+    c2.number_input(_("Test image number"), 0, len(images.test_x) - 1, 0, key="cnn_index")
+    c2.caption(_("Images: {which}.").format(which=sentence))
 
 
 def layers() -> None:
@@ -146,29 +157,25 @@ def layers() -> None:
     left.image(_big(image), caption=caption)
     with left:
         _top3_chart(anatomy.top_k(weights.model, image, weights.classes, weights.mean, weights.std), key="cnn_top3")
-    rows, _ = anatomy.layers(weights.model, anatomy.to_input(image, weights.mean, weights.std))
-    table = [{"step in forward": "input x", "layer": "", "output shape": "1 × 3 × 32 × 32", "parameters": 0}]
-    table += [
-        {
-            "step in forward": r.step,
-            "layer": r.kind,
-            "output shape": " × ".join(map(str, r.out_shape)),
-            "parameters": r.parameters,
-        }
-        for r in rows
-    ]
+    rows, _maps = anatomy.layers(weights.model, anatomy.to_input(image, weights.mean, weights.std))
+    columns = (_("step in forward"), _("layer"), _("output shape"), _("parameters"))
+    table = [dict(zip(columns, (_("input x"), "", "1 × 3 × 32 × 32", 0)))]
+    table += [dict(zip(columns, (r.step, r.kind, " × ".join(map(str, r.out_shape)), r.parameters))) for r in rows]
     right.dataframe(table, hide_index=True, height=38 + 35 * len(table))
-    right.caption(
-        f"{weights.label}: {sum(r.parameters for r in rows):,} parameters in all (the pool layer appears twice, with none)."
-    )
+    total = i18n.number(sum(r.parameters for r in rows), 0)
+    in_all = _("{weights}: {count} parameters in all (the pool layer appears twice, with none).")
+    right.caption(in_all.format(weights=weights.label, count=total))
 
 
 def filters() -> None:
     """conv1's filters as small RGB pictures."""
-    weights, _, _ = chosen()
+    weights, _image, _caption = chosen()
     pictures = _tiles((anatomy.filters(weights.model.conv1).numpy() * 255).round().astype(np.uint8), 70)
-    st.image(pictures, caption=[f"filter {i}" for i in range(len(pictures))])  # numbered from 0, as PyTorch indexes them
-    st.caption(f"conv1 weights {tuple(weights.model.conv1.weight.shape)} of the {weights.label}.")
+    numbered = [_("filter {number}").format(number=i) for i in range(len(pictures))]  # from 0, as PyTorch indexes them
+    st.image(pictures, caption=numbered)
+    st.caption(
+        _("conv1 weights {shape} of the {weights}.").format(shape=tuple(weights.model.conv1.weight.shape), weights=weights.label)
+    )
 
 
 def _outline(fig: go.Figure, top: int, left: int, height: int, width: int) -> None:
@@ -185,13 +192,15 @@ def _map(values: np.ndarray, title: str, scale: str = "RdBu_r", digits: int = 0,
     each cell shows its value."""
     heat = go.Heatmap(
         z=values, colorscale=scale, zmid=0 if scale == "RdBu_r" else None, showscale=False,
-        hovertemplate="row %{y}, column %{x}: %{z:.4f}<extra></extra>",
+        hovertemplate=_("row %{y}, column %{x}: %{z:.4f}") + "<extra></extra>",
     )  # fmt: skip
     if digits:
-        heat.update(text=np.vectorize(lambda v: f"{v:.{digits}f}")(values), texttemplate="%{text}", textfont=dict(size=11))
+        cell = lambda v: i18n.number(v, digits, grouping=False)
+        heat.update(text=np.vectorize(cell)(values), texttemplate="%{text}", textfont=dict(size=11))
     fig = go.Figure(heat)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=not digits, ticks="")
     fig.update_xaxes(constrain="domain", showticklabels=not digits, ticks="")
+    i18n.localise(fig)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -200,8 +209,9 @@ def _channel_name(layer: str, channel: int, number: bool = True) -> str:
     """conv1's input channels are colours ("0 (red)", or "red" without the number); conv2's are maps ("map 0")."""
     names = _CHANNELS.get(layer)
     if names is None:
-        return f"map {channel}"
-    return f"{channel} ({names[channel]})" if number else names[channel]
+        return _("map {number}").format(number=channel)
+    colour = _(names[channel])
+    return f"{channel} ({colour})" if number else colour
 
 
 def _sum_text(terms: list[tuple[float, str]]) -> str:
@@ -209,7 +219,7 @@ def _sum_text(terms: list[tuple[float, str]]) -> str:
     text = ""
     for i, (value, name) in enumerate(terms):
         sign = ("-" if value < 0 else "") if i == 0 else (" - " if value < 0 else " + ")
-        text += f"{sign}{abs(value):.4f} ({name})"
+        text += f"{sign}{i18n.number(abs(value), 4, grouping=False)} ({name})"
     return text
 
 
@@ -224,58 +234,84 @@ def convolution() -> None:
     """One output value of conv1 or conv2 for the chosen image: the window, the kernel, their products, the sum, the check."""
     weights, image, caption = chosen()
     net, x = weights.model, anatomy.to_input(image, weights.mean, weights.std)
-    layer = st.radio("Convolution", anatomy.CONVOLUTIONS, horizontal=True, key="cnn_layer")
+    layer = st.radio(_("Convolution"), anatomy.CONVOLUTIONS, horizontal=True, key="cnn_layer")
     conv = getattr(net, layer)
     size = {a.name: a.shape for a in anatomy.activations(net, x)}[layer][-2:]  # the map size forward gives
     c1, c2, c3, c4 = st.columns(4)
-    channel = _slider(c1, "Filter (output channel)", conv.out_channels - 1, 0, f"cnn_{layer}_channel")
-    row = _slider(c2, "Row", size[0] - 1, size[0] // 2 - 2, f"cnn_{layer}_row")
-    col = _slider(c3, "Column", size[1] - 1, size[1] // 2 - 2, f"cnn_{layer}_col")
-    shown = _slider(c4, "Input channel shown", conv.in_channels - 1, 0, f"cnn_{layer}_in", lambda c: _channel_name(layer, c))
+    channel = _slider(c1, _("Filter (output channel)"), conv.out_channels - 1, 0, f"cnn_{layer}_channel")
+    row = _slider(c2, _("Row"), size[0] - 1, size[0] // 2 - 2, f"cnn_{layer}_row")
+    col = _slider(c3, _("Column"), size[1] - 1, size[1] // 2 - 2, f"cnn_{layer}_col")
+    inputs = {c: _channel_name(layer, c) for c in range(conv.in_channels)}  # named now, in the page's language
+    shown = _slider(c4, _("Input channel shown"), conv.in_channels - 1, 0, f"cnn_{layer}_in", inputs.get)
     step = anatomy.convolution_at(net, x, layer, channel, row, col)
     k = step.kernel.shape[-1]
 
     left, right = st.columns(2)
     if layer == "conv1":  # the picture itself, the window over all three colours at once
-        picture = go.Figure(go.Image(z=image.permute(1, 2, 0).numpy(), hovertemplate="row %{y}, column %{x}<extra></extra>"))
-        picture.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), title=dict(text="input image", font=dict(size=14)))
+        hover = _("row %{y}, column %{x}") + "<extra></extra>"
+        picture = go.Figure(go.Image(z=image.permute(1, 2, 0).numpy(), hovertemplate=hover))
+        title = dict(text=_("input image"), font=dict(size=14))
+        i18n.localise(picture).update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), title=title)
     else:
-        picture = _map(step.inputs[shown].numpy(), f"conv2's input: pooled map {shown}", scale="viridis")
+        picture = _map(step.inputs[shown].numpy(), _("conv2's input: pooled map {number}").format(number=shown), scale="viridis")
     _outline(picture, step.top, step.left, k, k)
     left.plotly_chart(picture, key="cnn_conv_input", config=charts.CONFIG)
-    result = _map(step.output.numpy(), f"{layer} output, filter {channel} (before ReLU)")
+    result = _map(step.output.numpy(), _("{layer} output, filter {number} (before ReLU)").format(layer=layer, number=channel))
     _outline(result, row, col, 1, 1)
     right.plotly_chart(result, key="cnn_conv_output", config=charts.CONFIG)
     h, w = step.inputs.shape[1:]
-    where = "the image" if layer == "conv1" else f"the {h}×{w} maps conv2 reads"
-    st.caption(
-        f"Outlined: the {k}×{k} window at rows {step.top}–{step.top + k - 1}, columns {step.left}–{step.left + k - 1} of "
-        f"{where}, and the one value it gives, at row {row}, column {col} of the output. {caption}."
-    )
+    window = {
+        "k": k, "top": step.top, "bottom": step.top + k - 1, "left": step.left, "right": step.left + k - 1, "row": row,
+        "col": col, "image": caption,
+    }  # fmt: skip
+    if layer == "conv1":
+        outlined = _(
+            "Outlined: the {k}×{k} window at rows {top}–{bottom}, columns {left}–{right} of the image, and the one value "
+            "it gives, at row {row}, column {col} of the output. {image}."
+        )
+    else:
+        outlined = _(
+            "Outlined: the {k}×{k} window at rows {top}–{bottom}, columns {left}–{right} of the {h}×{w} maps conv2 reads, "
+            "and the one value it gives, at row {row}, column {col} of the output. {image}."
+        )
+    st.caption(outlined.format(**window, h=h, w=w))
 
-    name = f"channel {_channel_name(layer, shown)}" if layer == "conv1" else _channel_name(layer, shown)
+    name = _("channel {name}").format(name=_channel_name(layer, shown)) if layer == "conv1" else _channel_name(layer, shown)
     cols = st.columns(3)
-    cells = (("window", step.window), ("kernel", step.kernel), ("window × kernel", step.products))
+    cells = ((_("window"), step.window), (_("kernel"), step.kernel), (_("window × kernel"), step.products))
     for column, (what, values), key in zip(cols, cells, ("window", "kernel", "products")):
         fig = _map(values[shown].numpy(), f"{what}, {name}", digits=2 if key == "window" else 3, height=280)
         column.plotly_chart(fig, key=f"cnn_conv_{key}", config=charts.CONFIG)
-    source = "the normalised image, (pixel / 255 − mean) / std" if layer == "conv1" else "pool(relu(conv1(x)))"
-    st.caption(
-        f"Input {name} of {step.window.shape[0]}: the window holds values of {source}; the kernel is "
-        f"`{layer}.weight[{channel}, {shown}]`; the products add up to this channel's term of the sum below."
-    )
+    if layer == "conv1":
+        holds = _(
+            "Input {name} of {count}: the window holds values of the normalised image, (pixel / 255 − mean) / std; the "
+            "kernel is `{kernel}`; the products add up to this channel's term of the sum below."
+        )
+    else:
+        holds = _(
+            "Input {name} of {count}: the window holds values of pool(relu(conv1(x))); the kernel is `{kernel}`; the "
+            "products add up to this channel's term of the sum below."
+        )
+    st.caption(holds.format(name=name, count=step.window.shape[0], kernel=f"{layer}.weight[{channel}, {shown}]"))
 
     parts = [(v, _channel_name(layer, c, number=False)) for c, v in enumerate(step.per_channel.tolist())]
-    st.markdown(
-        f"**By hand:** the {step.products.numel()} products ({step.window.shape[0]} channels × {k}×{k}), added up channel "
-        f"by channel, plus the bias: {_sum_text([*parts, (step.bias, 'bias')])} = **{step.total:.4f}**"
+    by_hand = _(
+        "**By hand:** the {count} products ({channels} channels × {k}×{k}), added up channel by channel, plus the bias: "
+        "{terms} = **{total}**"
     )
-    st.markdown(f"**PyTorch:** `{step.code}` = **{step.pytorch:.4f}**")
+    terms = _sum_text([*parts, (step.bias, _("bias"))])
+    n4 = lambda v: i18n.number(v, 4, grouping=False)
+    st.markdown(
+        by_hand.format(count=step.products.numel(), channels=step.window.shape[0], k=k, terms=terms, total=n4(step.total))
+    )
+    st.markdown(f"**PyTorch:** `{step.code}` = **{n4(step.pytorch)}**")
     gap = abs(step.total - step.pytorch)
     if gap <= 1e-4 * max(1.0, abs(step.pytorch)):
-        st.success(f"The same value: they differ by {gap:.1e}, float32 rounding.", icon=":material/check_circle:")
+        same = _("The same value: they differ by {gap}, float32 rounding.").format(gap=i18n.scientific(gap))
+        st.success(same, icon=":material/check_circle:")
     else:
-        st.error(f"They differ by {gap:.3g}: the hand sum does not match the layer.", icon=":material/cancel:")
+        differ = _("They differ by {gap}: the hand sum does not match the layer.").format(gap=i18n.decimal(f"{gap:.3g}"))
+        st.error(differ, icon=":material/cancel:")
 
 
 @functools.cache
@@ -306,19 +342,25 @@ def _bars(values: np.ndarray, names: list[str] | None, percent: bool = False) ->
     """A vector as bars: one per unit, or one per class (then horizontal, labelled with the class names, the top one
     in the theme's colour)."""
     if names is None:
-        fig = go.Figure(go.Bar(x=list(range(len(values))), y=values, hovertemplate="unit %{x}: %{y:.4f}<extra></extra>"))
-        fig.update_layout(height=170, xaxis_title="unit", bargap=0.1)
+        hover = _("unit %{x}: %{y:.4f}") + "<extra></extra>"
+        fig = go.Figure(go.Bar(x=list(range(len(values))), y=values, hovertemplate=hover))
+        fig.update_layout(height=170, xaxis_title=_("unit"), bargap=0.1)
     else:
         shown = values * 100 if percent else values
-        labels = [f"{v:.1f} %" if percent else f"{v:.2f}" for v in shown]
+        labels = [i18n.percent(v, scaled=True) if percent else i18n.number(v, 2, grouping=False) for v in shown]
         colours = ["#D0421F" if i == int(values.argmax()) else "#5B8DEF" for i in range(len(values))]
-        bar = go.Bar(x=shown, y=[plain.plot(n) for n in names], orientation="h", marker_color=colours, text=labels)
+        bar = go.Bar(
+            x=shown, y=[plain.plot(i18n.class_name(n)) for n in names], orientation="h", marker_color=colours, text=labels
+        )
         fig = go.Figure(bar.update(textposition="outside", cliponaxis=False))
         fig.update_yaxes(autorange="reversed")  # the first class on top
         span = float(np.abs(shown).max()) or 1.0
         low = 0 if percent or shown.min() >= 0 else -1.3 * span  # room for the labels outside the bars
-        fig.update_xaxes(range=[low, 100 if percent else 1.3 * span], title="probability (%)" if percent else "score (logit)")
+        fig.update_xaxes(
+            range=[low, 100 if percent else 1.3 * span], title=_("probability (%)") if percent else _("score (logit)")
+        )
         fig.update_layout(height=50 + 24 * len(names))
+    i18n.localise(fig)
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
@@ -334,9 +376,15 @@ def activations() -> None:
             signed = a.name.startswith("conv")  # a conv's output can be negative; after ReLU (and pooling) it cannot
             pictures, top = _pictures(values, signed)
             names = [str(c) for c in range(len(pictures))]
-            st.image(pictures, caption=names, alt=[f"{a.name} channel {c}" for c in names])
-            colours = f"blue −{top:.2f}, white 0, red +{top:.2f}" if signed else f"dark 0 to yellow {top:.2f}"
-            st.caption(f"{len(values)} maps of {values.shape[1]}×{values.shape[2]}, channels from 0; colour: {colours}.")
+            st.image(pictures, caption=names, alt=[_("{layer} channel {number}").format(layer=a.name, number=c) for c in names])
+            top_text = i18n.number(top, 2, grouping=False)
+            colours = _("blue −{top}, white 0, red +{top}") if signed else _("dark 0 to yellow {top}")
+            maps = ngettext(
+                "{count} map of {h}×{w}, channels from 0; colour: {colours}.",
+                "{count} maps of {h}×{w}, channels from 0; colour: {colours}.",
+                len(values),
+            )
+            st.caption(maps.format(count=len(values), h=values.shape[1], w=values.shape[2], colours=colours.format(top=top_text)))
         elif a.name in ("fc3 (logits)", "softmax"):
             st.plotly_chart(
                 _bars(values, list(weights.classes), percent=a.name == "softmax"), key=f"cnn_act_{i}", config=charts.CONFIG
@@ -344,28 +392,37 @@ def activations() -> None:
         else:
             st.plotly_chart(_bars(values, None), key=f"cnn_act_{i}", config=charts.CONFIG)
     best = int(steps[-1].value.argmax())
+    answer = _("For {image}, with the {weights}: the net's answer is the largest logit, **{answer}** ({chance}).")
+    chance = i18n.percent(float(steps[-1].value[best]), space="")
     st.caption(
-        f"For {caption}, with the {weights.label}: the net's answer is the largest logit, "
-        f"**{plain.md(weights.classes[best])}** ({float(steps[-1].value[best]):.1%})."
+        answer.format(
+            image=caption, weights=weights.label, answer=plain.md(i18n.class_name(weights.classes[best])), chance=chance
+        )
     )
 
 
 def upload() -> None:
     """Classify an uploaded image: any size or format, refused with a message when unusable."""
-    weights, _, _ = chosen()
+    weights, _image, _caption = chosen()
     limit_mb = anatomy.MAX_UPLOAD_BYTES // 2**20
-    file = st.file_uploader("An image of your own", key="cnn_upload", max_upload_size=limit_mb, help=f"up to {limit_mb} MB")
+    file = st.file_uploader(
+        _("An image of your own"), key="cnn_upload", max_upload_size=limit_mb, help=_("up to {size} MB").format(size=limit_mb)
+    )
     if file is None:
-        classes = plain.md(", ".join(weights.classes))
-        st.caption(f"The prediction will come from the {weights.label}, which knows: {classes}.")
+        classes = plain.md(", ".join(map(i18n.class_name, weights.classes)))
+        st.caption(
+            _("The prediction will come from the {weights}, which knows: {classes}.").format(
+                weights=weights.label, classes=classes
+            )
+        )
         return
     try:
         image = anatomy.image_from_upload(file.getvalue(), file.name)
     except data.DataError as e:
-        st.error(f"That file cannot be used: {plain.md(e)}.")
+        st.error(_("That file cannot be used: {reason}.").format(reason=plain.md(e)))
         return
     left, right = st.columns([1, 2])
-    left.image(_big(image), caption=f"{plain.md(file.name)}, as the net sees it (32×32)")
+    left.image(_big(image), caption=_("{file}, as the net sees it (32×32)").format(file=plain.md(file.name)))
     with right:
         _top3_chart(anatomy.top_k(weights.model, image, weights.classes, weights.mean, weights.std), key="cnn_upload_top3")
-        st.caption(f"Predicted by the {weights.label}.")
+        st.caption(_("Predicted by the {weights}.").format(weights=weights.label))

@@ -8,6 +8,7 @@ import streamlit as st
 
 from classroom import data
 from ui import plain, state
+from ui.i18n import _
 
 
 class Download:
@@ -52,17 +53,19 @@ cifar10_download = state.ProcessWide(Download)  # the process-wide CIFAR-10 down
 def panel(data_dir: str) -> None:
     """Explain that CIFAR-10 is missing; a Download button with a live progress bar; the failure, clearly."""
     job = cifar10_download()
-    st.info(
-        f"CIFAR-10 is not on this server yet (looked in `{data_dir}`). Download it once (about 170 MB from "
+    missing = _(
+        "CIFAR-10 is not on this server yet (looked in `{folder}`). Download it once (about 170 MB from "
         "www.cs.toronto.edu) for everyone on this server, or train on **shapes** (synthetic, built in) or your own "
         "**image folder** meanwhile. From a terminal: `python -m classroom download`."
     )
+    st.info(missing.format(folder=data_dir))
     if job.running:
         _progress()
         return
     if job.error:
-        st.error(f"The download failed: {plain.md(job.error)}. You can train on shapes or an image folder instead.")
-    if st.button("Download CIFAR-10", icon=":material/download:", key="lab.download"):
+        failed = _("The download failed: {reason}. You can train on shapes or an image folder instead.")
+        st.error(failed.format(reason=plain.md(job.error)))
+    if st.button(_("Download CIFAR-10"), icon=":material/download:", key="lab.download"):
         job.start(data_dir, fetch=data.download_cifar10)
         _progress()
 
@@ -71,9 +74,11 @@ def panel(data_dir: str) -> None:
 def _progress() -> None:
     job = cifar10_download()
     if job.total:
-        text = f"Downloading CIFAR-10: {job.done / 1e6:.0f} of {job.total / 1e6:.0f} MB"
+        text = _("Downloading CIFAR-10: {done} of {total} MB").format(
+            done=f"{job.done / 1e6:.0f}", total=f"{job.total / 1e6:.0f}"
+        )
         st.progress(min(job.done / job.total, 1.0), text=text)
     else:
-        st.progress(0.0, text=f"Downloading CIFAR-10: {job.done / 1e6:.0f} MB so far")
+        st.progress(0.0, text=_("Downloading CIFAR-10: {done} MB so far").format(done=f"{job.done / 1e6:.0f}"))
     if not job.running:
         st.rerun(scope="app")  # finished or failed: redraw the lab without the poller

@@ -11,7 +11,8 @@ import threading
 import streamlit as st
 
 from classroom import sandbox
-from ui import state
+from ui import i18n, state
+from ui.i18n import _
 from ui.plain import md
 
 _running: set[str] = set()  # browsers with a run going (a second tab of the same browser waits its turn)
@@ -24,23 +25,24 @@ def box(source: str, key: str) -> None:
     if code is None:
         return
     sandbox.prestart()  # the zygote imports torch now, not when the first student presses Run
-    with st.expander("Edit and run", icon=":material/edit:"):
+    with st.expander(_("Edit and run"), icon=":material/edit:"):
         with st.form(key=f"{key}-form", border=False):
             text = st.text_area(
-                "Your code",
+                _("Your code"),
                 value=code,
                 key=f"{key}-code",
                 height=min(420, 46 + 24 * code.count("\n")),
                 max_chars=sandbox.MAX_SOURCE,
                 label_visibility="collapsed",
             )
-            clicked = st.form_submit_button("Run", key=f"{key}-run", icon=":material/play_arrow:")
-        st.caption(
-            "`torch` and `np` are already there. Runs in a separate process, limited to "
-            f"{sandbox.TIMEOUT:g} s of computing, {sandbox.MEMORY_MB} MB and {sandbox.OUTPUT_CHARS:,} characters of "
-            "output; only listed torch and numpy functions, tensor methods and a few builtins (no imports, def, "
-            "lambda, try)."
+            clicked = st.form_submit_button(_("Run"), key=f"{key}-run", icon=":material/play_arrow:")
+        limits = _(
+            "`torch` and `np` are already there. Runs in a separate process, limited to {seconds} s of computing, "
+            "{megabytes} MB and {characters} characters of output; only listed torch and numpy functions, tensor "
+            "methods and a few builtins (no imports, def, lambda, try)."
         )
+        characters = i18n.number(sandbox.OUTPUT_CHARS, 0)
+        st.caption(limits.format(seconds=i18n.short(sandbox.TIMEOUT), megabytes=sandbox.MEMORY_MB, characters=characters))
         if clicked:
             st.session_state[f"{key}-result"] = _run(text)
         shown = st.session_state.get(f"{key}-result")
@@ -53,10 +55,10 @@ def _run(text: str) -> tuple[str, object]:
     me = state.owner()
     with _running_lock:
         if me in _running:
-            return "busy", "Your previous run is still going: wait for it, then press Run again."
+            return "busy", _("Your previous run is still going: wait for it, then press Run again.")
         _running.add(me)
     try:
-        with st.spinner("Running…"):
+        with st.spinner(_("Running…")):
             return "ran", sandbox.run(text)
     except sandbox.Refused as e:
         return "refused", str(e)
@@ -67,7 +69,7 @@ def _run(text: str) -> tuple[str, object]:
 
 def _show(kind: str, payload) -> None:
     if kind == "refused":
-        st.error("Not run, " + md(payload), icon=":material/block:")
+        st.error(_("Not run, {reason}").format(reason=md(payload)), icon=":material/block:")
     elif kind == "busy":
         st.warning(payload)
     else:
@@ -79,4 +81,4 @@ def _show(kind: str, payload) -> None:
         if result.killed_reason:
             st.error(md(result.killed_reason), icon=":material/timer_off:")
         if not (result.stdout or result.error or result.killed_reason):
-            st.caption("It ran and printed nothing.")
+            st.caption(_("It ran and printed nothing."))

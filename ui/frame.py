@@ -1,4 +1,4 @@
-"""The sidebar every page shares: device, data set, this session's run."""
+"""The sidebar every page shares: device, the Ray cluster (when runs train there), data set, this session's run."""
 
 import contextlib
 import threading
@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 from classroom import data
-from ui import lessons, plain, state
+from ui import i18n, lessons, plain, state
 
 STATUS_POLL_SECONDS = 2.0
 
@@ -49,7 +49,9 @@ _router = threading.local()  # one script thread per session run: the flag is th
 
 def sidebar() -> None:
     with st.sidebar:
+        i18n.switch()
         st.caption(f"Device: **{device_label()}**")
+        _cluster()
         _checks()
         sets = data.loaded()
         shown = [f"**{plain.md(d.label)}**" for d in sets]
@@ -65,6 +67,27 @@ def sidebar() -> None:
                 st.caption(f"Your last run: **{snap.status}**")
                 link = {"label": "See it in All runs", "icon": ":material/monitoring:", "query_params": {"run": run_id}}
                 st.page_link("pages/runs.py", **link)
+
+
+def _cluster() -> None:
+    """The Ray cluster runs train on (CLASSROOM_EXECUTOR=ray): machines, CPUs, GPUs, runs going. The executor answers
+    from its last look (a few seconds old at most, refreshed in the background), so no page waits for the cluster."""
+    manager = state.manager()
+    executor = getattr(manager, "executor", None)  # pages' tests stand in simpler managers
+    if not getattr(executor, "remote", False):
+        return
+    view = executor.cluster()
+    if view is None:
+        st.caption("Cluster: connecting to Ray…")
+    elif view.error:
+        st.caption(f":material/cloud_off: Cluster: unavailable, runs are refused ({plain.md(view.error)})")
+    else:
+        going, waiting = manager.going()
+        machines = f"{view.nodes} machine{'s' * (view.nodes != 1)}"
+        st.caption(
+            f":material/lan: Cluster: **{machines}**, {view.cpus:g} CPUs, {view.gpus:g} GPUs · "
+            f"{going} run{'s' * (going != 1)} going, {waiting} waiting"
+        )
 
 
 def _checks() -> None:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from classroom.runs import Snapshot
 from ui import access, state
+from ui.i18n import _
 
 
 def feature_control(run_id: str) -> None:
@@ -13,13 +14,13 @@ def feature_control(run_id: str) -> None:
     manager = state.manager()
     if manager.featured == run_id:
         st.button(
-            "Stop featuring", key=f"unfeature-{run_id}", icon=":material/cancel_presentation:",
-            on_click=manager.feature, args=(None,), help="Take this run off every student's lab page.",
+            _("Stop featuring"), key=f"unfeature-{run_id}", icon=":material/cancel_presentation:",
+            on_click=manager.feature, args=(None,), help=_("Take this run off every student's lab page."),
         )  # fmt: skip
     else:
         st.button(
-            "Feature for the class", key=f"feature-{run_id}", icon=":material/present_to_all:",
-            on_click=manager.feature, args=(run_id,), help="Show this run on every student's lab page.",
+            _("Feature for the class"), key=f"feature-{run_id}", icon=":material/present_to_all:",
+            on_click=manager.feature, args=(run_id,), help=_("Show this run on every student's lab page."),
         )  # fmt: skip
 
 

@@ -9,14 +9,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from classroom import parallel
+from ui import i18n
 from ui.charts import CONFIG
+from ui.i18n import N_, _, ngettext
 
 LAUNCHES = ("one", "two")  # the folders the lesson's blocks launch into, under parallel.workdir()
 
 
 def script() -> None:
     """ddp_train.py, highlighted: the text the lesson's next block writes to a file and both runs start."""
-    st.markdown("**`ddp_train.py`**: the whole script, plain PyTorch. The block below writes exactly this text to a file.")
+    st.markdown(_("**`ddp_train.py`**: the whole script, plain PyTorch. The block below writes exactly this text to a file."))
     st.code(parallel.SCRIPT, language="python", line_numbers=True, wrap_lines=True)  # nothing hidden off the side
 
 
@@ -25,7 +27,7 @@ def _launches() -> dict[str, dict] | None:
     try:
         found = {name: json.loads((parallel.workdir() / name / "launch.json").read_text()) for name in LAUNCHES}
     except (OSError, ValueError):
-        st.warning("The two runs above did not finish in this server process (see the blocks above): nothing to draw.")
+        st.warning(_("The two runs above did not finish in this server process (see the blocks above): nothing to draw."))
         return None
     return found
 
@@ -34,8 +36,9 @@ def _label(run: dict) -> str:
     """'1 process, batch 32' or '2 processes (DDP), 16 each', from what the processes reported."""
     ranks = run["ranks"]
     if len(ranks) == 1:
-        return f"1 process, batch {ranks[0]['batch']}"
-    return f"{len(ranks)} processes (DDP), {ranks[0]['batch']} each"
+        return _("1 process, batch {batch}").format(batch=ranks[0]["batch"])
+    each = ngettext("{count} process (DDP), {batch} each", "{count} processes (DDP), {batch} each", len(ranks))
+    return each.format(count=len(ranks), batch=ranks[0]["batch"])
 
 
 def losses() -> None:
@@ -50,20 +53,32 @@ def losses() -> None:
         steps = list(range(1, len(curves[name]) + 1))
         fig.add_scatter(x=steps, y=curves[name], name=_label(runs[name]), mode="lines", line=line)
     batch = runs["one"]["ranks"][0]["batch"]
+    global_batch = _("loss of the global batch of {batch}").format(batch=batch)
     fig.update_layout(
-        title="Training loss per step", xaxis_title="step", yaxis_title=f"loss of the global batch of {batch}", height=340,
+        title=_("Training loss per step"), xaxis_title=_("step"), yaxis_title=global_batch, height=340,
         margin=dict(l=10, r=10, t=40, b=70),
         legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
     )  # fmt: skip
-    st.plotly_chart(fig, config=CONFIG, key="parallel_losses")
+    st.plotly_chart(i18n.localise(fig), config=CONFIG, key="parallel_losses")
     gaps = [abs(a - b) for a, b in zip(curves["one"], curves["two"])]
     worst = max(range(len(gaps)), key=gaps.__getitem__)
-    verdict = "The curves lie on each other" if gaps[worst] < 1e-4 else "The curves differ"
+    if gaps[worst] < 1e-4:
+        verdict = _(
+            "The curves lie on each other: the largest difference is **{gap}**, at step {step} (loss {one} against {two}); "
+            "{same} of {steps} steps agree to the last bit."
+        )
+    else:
+        verdict = _(
+            "The curves differ: the largest difference is **{gap}**, at step {step} (loss {one} against {two}); {same} of "
+            "{steps} steps agree to the last bit."
+        )
+    n6 = lambda v: i18n.number(v, 6, grouping=False)
     st.markdown(
-        f"{verdict}: the largest difference is **{gaps[worst]:.1e}**, at step {worst + 1} "
-        f"(loss {curves['one'][worst]:.6f} against {curves['two'][worst]:.6f}); {sum(g == 0 for g in gaps)} of "
-        f"{len(gaps)} steps agree to the last bit."
-    )
+        verdict.format(
+            gap=i18n.scientific(gaps[worst]), step=worst + 1, one=n6(curves["one"][worst]), two=n6(curves["two"][worst]),
+            same=sum(g == 0 for g in gaps), steps=len(gaps),
+        )
+    )  # fmt: skip
 
 
 def timing() -> None:
@@ -74,14 +89,16 @@ def timing() -> None:
     rows = [_parts(run) for run in runs.values()]
     longest = max(r["total"] for r in rows)
     fig = go.Figure()
-    for part, (words, color) in PARTS.items():
+    for part, (english, color) in PARTS.items():
+        words = _(english)
         fig.add_bar(
             y=[r["label"] for r in rows], x=[r[part] for r in rows], orientation="h", name=words, marker_color=color,
-            text=[f"{r[part]:.1f} s" if r[part] > 0.06 * longest else "" for r in rows], textposition="inside",
+            text=[f"{i18n.number(r[part], 1)} s" if r[part] > 0.06 * longest else "" for r in rows], textposition="inside",
             insidetextanchor="middle", hovertemplate="%{x:.3f} s<extra>" + words + "</extra>",
         )  # fmt: skip
+    i18n.localise(fig)  # the hover's seconds and the axis: decimal comma
     fig.update_layout(
-        barmode="stack", title="Wall-clock time, from the command to its results", xaxis_title="seconds", height=300,
+        barmode="stack", title=_("Wall-clock time, from the command to its results"), xaxis_title=_("seconds"), height=300,
         margin=dict(l=10, r=10, t=40, b=110), yaxis=dict(autorange="reversed"),  # b: the legend's two lines
         legend=dict(orientation="h", traceorder="normal", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
     )  # fmt: skip
@@ -89,10 +106,10 @@ def timing() -> None:
     st.dataframe(
         [
             {
-                "run": r["label"],
-                "in all (s)": round(r["total"], 2),
-                **{PARTS[part][0].split(":")[0] + " (s)": round(r[part], 3) for part in PARTS},
-                "ms per training step": round(r["step_ms"], 2),
+                _("run"): r["label"],
+                _("in all (s)"): round(r["total"], 2),
+                **{_(PARTS[part][0]).split(":")[0] + " (s)": round(r[part], 3) for part in PARTS},
+                _("ms per training step"): round(r["step_ms"], 2),
             }
             for r in rows
         ],
@@ -102,11 +119,11 @@ def timing() -> None:
         st.markdown(f"- {line}")
 
 
-PARTS = {  # part of a launch -> (legend, colour)
-    "launch": ("launching: Python starts (and torchrun, which imports torch itself and starts the others)", "#d9dee3"),
-    "start": ("starting: import torch, meet the other processes, build model, DDP and optimizer", "#9aa5b1"),
-    "train": ("training: the loop over the steps", "#e4572e"),
-    "exit": ("ending: save the weights, Python unloads torch, the launcher sees the exit", "#f3c1b0"),
+PARTS = {  # part of a launch -> (legend, colour); a legend's words before its colon name the table's column
+    "launch": (N_("launching: Python starts (and torchrun, which imports torch itself and starts the others)"), "#d9dee3"),
+    "start": (N_("starting: import torch, meet the other processes, build model, DDP and optimizer"), "#9aa5b1"),
+    "train": (N_("training: the loop over the steps"), "#e4572e"),
+    "exit": (N_("ending: save the weights, Python unloads torch, the launcher sees the exit"), "#f3c1b0"),
 }
 
 
@@ -125,29 +142,41 @@ def _parts(run: dict) -> dict:
 
 def findings(one: dict, two: dict) -> list[str]:
     """What the timing says, in sentences built from its numbers."""
-    overhead = two["total"] - two["train"]
+    n1, n2 = (lambda v: i18n.number(v, 1)), (lambda v: i18n.number(v, 2))
+    numbers = {
+        "two": n1(two["total"]), "one": n1(one["total"]), "ratio": n1(two["total"] / one["total"]),
+        "overhead": n1(two["total"] - two["train"]), "train": n2(two["train"]), "two_ms": n2(two["step_ms"]),
+        "one_ms": n2(one["step_ms"]), "cores": os.cpu_count(),
+    }  # fmt: skip
     lines = [
-        f"From command to results, two processes took **{two['total']:.1f} s** and one process **{one['total']:.1f} s** "
-        f"({two['total'] / one['total']:.1f}× as long). Of the two processes' {two['total']:.1f} s, {overhead:.1f} s went "
-        f"to launching, starting and ending, and {two['train']:.2f} s to training: a job that trains for hours pays "
-        "those seconds once."
+        _(
+            "From command to results, two processes took **{two} s** and one process **{one} s** ({ratio}× as long). Of "
+            "the two processes' {two} s, {overhead} s went to launching, starting and ending, and {train} s to training: "
+            "a job that trains for hours pays those seconds once."
+        )
     ]
     if two["step_ms"] > one["step_ms"]:
         lines.append(
-            f"Even the training loop is slower: **{two['step_ms']:.2f} ms per step** in two processes against "
-            f"{one['step_ms']:.2f} ms in one, though each process does half the samples. A step of this small model "
-            "is a fraction of a millisecond of arithmetic; the all-reduce that every step now waits for (through gloo, "
-            "over localhost, at the pace of the slower process) costs more than the half batch saves."
+            _(
+                "Even the training loop is slower: **{two_ms} ms per step** in two processes against {one_ms} ms in one, "
+                "though each process does half the samples. A step of this small model is a fraction of a millisecond of "
+                "arithmetic; the all-reduce that every step now waits for (through gloo, over localhost, at the pace of "
+                "the slower process) costs more than the half batch saves."
+            )
         )
     else:
         lines.append(
-            f"The training loop was faster in two processes: {two['step_ms']:.2f} ms per step against "
-            f"{one['step_ms']:.2f} ms in one, each process doing half the samples; the all-reduce cost less than that saved."
+            _(
+                "The training loop was faster in two processes: {two_ms} ms per step against {one_ms} ms in one, each "
+                "process doing half the samples; the all-reduce cost less than that saved."
+            )
         )
     lines.append(
-        f"This server has {os.cpu_count()} CPU cores, shared by everything it runs: two processes each doing half of a "
-        "tiny step gain nothing from cores that are busy anyway. On GPUs the balance turns: each GPU is a processor of "
-        "its own, a large model's step is many milliseconds of arithmetic, and DDP overlaps the all-reduce (over "
-        "NVLink or InfiniBand) with the rest of backward, so N GPUs come near N times the samples per second."
+        _(
+            "This server has {cores} CPU cores, shared by everything it runs: two processes each doing half of a tiny "
+            "step gain nothing from cores that are busy anyway. On GPUs the balance turns: each GPU is a processor of its "
+            "own, a large model's step is many milliseconds of arithmetic, and DDP overlaps the all-reduce (over NVLink "
+            "or InfiniBand) with the rest of backward, so N GPUs come near N times the samples per second."
+        )
     )
-    return lines
+    return [line.format(**numbers) for line in lines]

@@ -15,7 +15,8 @@ from classroom import checkpoints, data
 from classroom.evaluation import Evaluation, accuracy_lines, confusion_lines
 from classroom.runs import NotYours, RunManager, Snapshot
 from classroom.training import reevaluate
-from ui import access, charts, notebooks, plain, state
+from ui import access, charts, i18n, notebooks, plain, state
+from ui.i18n import _, ngettext
 
 POLL_SECONDS = 1.0
 STATUS_ICONS = {
@@ -37,7 +38,7 @@ def show(run_id: str, key: str) -> None:
     """The whole run: polled once a second while it is active, drawn once when it has ended."""
     snap = state.manager().get(run_id)
     if snap is None:
-        st.warning(f"There is no run {plain.md(repr(run_id))} on this server.")
+        st.warning(_("There is no run {run} on this server.").format(run=plain.md(repr(run_id))))
     elif snap.active:
         _live(run_id, key)
     else:
@@ -73,18 +74,19 @@ def view(snap: Snapshot, key: str) -> None:
         if snap.losses:
             st.plotly_chart(charts.loss_figure(snap), key=f"{key}-loss", config=charts.CONFIG)
             if smoothing := snap.config.label_smoothing:
-                st.caption(f"Plain cross-entropy, like the test loss: the label smoothing ({smoothing:g}) is left out.")
+                left_out = _("Plain cross-entropy, like the test loss: the label smoothing ({smoothing}) is left out.")
+                st.caption(left_out.format(smoothing=i18n.short(smoothing)))
         elif snap.active:
-            st.caption("The loss chart fills in after the first log interval.")
+            st.caption(_("The loss chart fills in after the first log interval."))
         else:
-            st.caption("No loss was reported: the run ended before its first log interval.")
+            st.caption(_("No loss was reported: the run ended before its first log interval."))
     with right:
         if snap.epochs:
             st.plotly_chart(charts.accuracy_figure(snap), key=f"{key}-accuracy", config=charts.CONFIG)
         elif snap.active:
-            st.caption("Train and test accuracy appear after the first epoch.")
+            st.caption(_("Train and test accuracy appear after the first epoch."))
         else:
-            st.caption("No epoch ended, so there is no per-epoch accuracy (the final one is in the runs table).")
+            st.caption(_("No epoch ended, so there is no per-epoch accuracy (the final one is in the runs table)."))
     if snap.epochs:
         epoch_results(snap, key)
     sample_predictions(snap)
@@ -93,15 +95,22 @@ def view(snap: Snapshot, key: str) -> None:
 def status_line(snap: Snapshot) -> None:
     icon = STATUS_ICONS.get(snap.status, "")
     c = snap.config
-    data_label = plain.md(snap.data_label or c.data)  # user-given, like the name and the message: shown as typed
-    text = f"{icon} **{snap.status}** · run `{snap.id}` · {c.model} on {data_label} · {snap.device}"
-    text += f" · batch {c.batch_size}, lr {c.lr:g}, {c.optimizer}, {c.epochs} epochs"
+    data_label = plain.md(i18n.data_label(snap.data_label or c.data))  # user-given, like the name and the message: shown as typed
+    line = ngettext(
+        "**{status}** · run `{run}` · {model} on {data} · {device} · batch {batch}, lr {lr}, {optimizer}, {epochs} epoch",
+        "**{status}** · run `{run}` · {model} on {data} · {device} · batch {batch}, lr {lr}, {optimizer}, {epochs} epochs",
+        c.epochs,
+    )
+    text = f"{icon} " + line.format(
+        status=i18n.status_name(snap.status), run=snap.id, model=c.model, data=data_label, device=snap.device,
+        batch=c.batch_size, lr=i18n.short(c.lr), optimizer=c.optimizer, epochs=c.epochs,
+    )  # fmt: skip
     name = plain.md(c.name)
     st.markdown(text + (f" · *{name}*" if name else ""))
     if snap.message and snap.status != "finished":
         (st.error if snap.status == "failed" else st.info)(plain.md(snap.message))
     if not snap.saved:
-        st.warning("This run's record could not be written to disk: its results live in memory only.")
+        st.warning(_("This run's record could not be written to disk: its results live in memory only."))
 
 
 def controls(snap: Snapshot, key: str) -> None:
@@ -112,13 +121,13 @@ def controls(snap: Snapshot, key: str) -> None:
     may = {action: RunManager.may_control(snap, me, instructor, action) for action in ("pause", "resume", "stop")}
     if not any(may.values()):
         return
-    c = st.columns([1, 1, 6])
+    row = st.container(horizontal=True)  # each button as wide as its words (Pozastavit did not fit an eighth of the page)
     if snap.status == "paused" and may["resume"]:
-        c[0].button("Resume", icon=":material/play_arrow:", key=f"{key}-resume", on_click=_act, args=("resume", snap.id))
+        row.button(_("Resume"), icon=":material/play_arrow:", key=f"{key}-resume", on_click=_act, args=("resume", snap.id))
     elif may["pause"]:
         pause = {"on_click": _act, "args": ("pause", snap.id), "disabled": snap.status != "running"}
-        c[0].button("Pause", icon=":material/pause:", key=f"{key}-pause", **pause)
-    c[1].button("Stop", icon=":material/stop:", key=f"{key}-stop", on_click=_act, args=("stop", snap.id))
+        row.button(_("Pause"), icon=":material/pause:", key=f"{key}-pause", **pause)
+    row.button(_("Stop"), icon=":material/stop:", key=f"{key}-stop", on_click=_act, args=("stop", snap.id))
 
 
 def _act(action: str, run_id: str) -> None:
@@ -136,42 +145,52 @@ def _act(action: str, run_id: str) -> None:
 def progress(snap: Snapshot) -> None:
     """Queue position, or the progress bar with epoch, step, speed and ETA."""
     if snap.status == "queued":
-        st.info(f"Waiting for {snap.device}: position {snap.queue_position} in the queue. It starts when the runs ahead end.")
+        waiting = _("Waiting for {device}: position {position} in the queue. It starts when the runs ahead end.")
+        st.info(waiting.format(device=snap.device, position=snap.queue_position))
         return
     if snap.status == "loading":
-        st.progress(0.0, text=f"Loading the data set {plain.md(snap.config.data)}…")
+        st.progress(0.0, text=_("Loading the data set {data}…").format(data=plain.md(snap.config.data)))
         return
     b = snap.last_batch
     if b is None:
         if snap.active:
-            st.progress(0.0, text="Starting: the first numbers arrive after the first log interval…")
+            st.progress(0.0, text=_("Starting: the first numbers arrive after the first log interval…"))
         return
-    text = f"epoch {b['epoch']} of {snap.config.epochs} · step {b['step']:,} of {b['steps_per_epoch']:,}"
-    text += f" · {b['images_per_sec']:,.0f} images/s"
+    where = {
+        "epoch": b["epoch"], "epochs": snap.planned_epochs, "step": i18n.number(b["step"], 0),
+        "steps": i18n.number(b["steps_per_epoch"], 0), "speed": i18n.number(b["images_per_sec"], 0),
+    }  # fmt: skip
     if snap.active:
-        text += f" · about {duration(b['eta_seconds'])} left"
+        text = _("epoch {epoch} of {epochs} · step {step} of {steps} · {speed} images/s · about {left} left")
+        text = text.format(**where, left=duration(b["eta_seconds"]))
+    else:
+        text = _("epoch {epoch} of {epochs} · step {step} of {steps} · {speed} images/s").format(**where)
     st.progress(min(snap.progress, 1.0), text=text)
     c = st.columns(4)
-    c[0].metric("Loss (last interval)", f"{b['loss']:.3f}")
-    c[1].metric("Images per second", f"{b['images_per_sec']:,.0f}")
-    c[2].metric("Training time", duration(b["train_seconds"]))
+    c[0].metric(_("Loss (last interval)"), i18n.number(b["loss"], 3, grouping=False))
+    c[1].metric(_("Images per second"), i18n.number(b["images_per_sec"], 0))
+    c[2].metric(_("Training time"), duration(b["train_seconds"]))
     if snap.epochs:
         e = snap.epochs[-1]
-        delta = f"{100 * (e['test_accuracy'] - snap.epochs[-2]['test_accuracy']):+.1f} pts" if len(snap.epochs) > 1 else None
-        c[3].metric(f"Test accuracy (epoch {e['epoch']})", f"{100 * e['test_accuracy']:.1f} %", delta)
+        delta = None
+        if len(snap.epochs) > 1:
+            change = i18n.number(100 * (e["test_accuracy"] - snap.epochs[-2]["test_accuracy"]), 1, grouping=False, plus=True)
+            delta = _("{change} pts").format(change=change)  # percentage points
+        title = _("Test accuracy (epoch {epoch})").format(epoch=e["epoch"])
+        c[3].metric(title, i18n.percent(e["test_accuracy"]), delta)
 
 
 def epoch_results(snap: Snapshot, key: str) -> None:
     """The last epoch's test results: per-class bars and the tutorial's lines, the confusion matrix."""
     e = snap.epochs[-1]
     classes = snap.classes or tuple(e["per_class_accuracy"])
-    st.subheader(f"Test results after epoch {e['epoch']}")
+    st.subheader(_("Test results after epoch {epoch}").format(epoch=e["epoch"]))
     left, right = st.columns(2)
     with left:
         st.plotly_chart(charts.per_class_figure(e["per_class_accuracy"]), key=f"{key}-per-class", config=charts.CONFIG)
         st.code("\n".join(confusion_lines(e["confusion"], classes)), language=None)
     with right:
-        normalised = st.toggle("Row-normalised (fraction of each true class)", key=f"{key}-normalised")
+        normalised = st.toggle(_("Row-normalised (fraction of each true class)"), key=f"{key}-normalised")
         confusion = charts.confusion_figure(e["confusion"], classes, normalised)
         st.plotly_chart(confusion, key=f"{key}-confusion", config=charts.CONFIG)
 
@@ -182,15 +201,26 @@ def sample_predictions(snap: Snapshot) -> None:
         return
     classes = snap.classes or (tuple(snap.epochs[-1]["per_class_accuracy"]) if snap.epochs else ())
     if snap.samples_epoch:
-        when = f"after epoch {snap.samples_epoch} of {snap.config.epochs}"
+        title = _("Sample predictions after epoch {epoch} of {epochs}").format(
+            epoch=snap.samples_epoch, epochs=snap.planned_epochs
+        )
     else:
-        when = "when the run was stopped"
-    st.subheader(f"Sample predictions {when}")
+        title = _("Sample predictions when the run was stopped")
+    st.subheader(title)
     n = len(snap.samples)
     if snap.active:
-        st.caption(f"The same {n} test images after every epoch, one per class: watch the guesses change as it learns.")
+        caption = ngettext(
+            "The same {n} test image after every epoch, one per class: watch the guesses change as it learns.",
+            "The same {n} test images after every epoch, one per class: watch the guesses change as it learns.",
+            n,
+        )
     else:
-        st.caption(f"The same {n} test images the run showed after every epoch, with its final guesses.")
+        caption = ngettext(
+            "The same {n} test image the run showed after every epoch, with its final guesses.",
+            "The same {n} test images the run showed after every epoch, with its final guesses.",
+            n,
+        )
+    st.caption(caption.format(n=n))
     images = state.manager().sample_images(snap.id, [s["index"] for s in snap.samples])
     per_row = 5
     for start in range(0, n, per_row):
@@ -205,7 +235,7 @@ def final(snap: Snapshot, key: str) -> None:
     """After the run: the checkpoint download, the gallery and the misclassified browser."""
     if (checkpoint := state.manager().checkpoint(snap.id)) is not None:  # from memory when the disk was full
         st.download_button(
-            "Download the trained checkpoint", checkpoint, file_name=f"{snap.id}-{snap.config.model}.pt",
+            _("Download the trained checkpoint"), checkpoint, file_name=f"{snap.id}-{snap.config.model}.pt",
             mime="application/octet-stream", icon=":material/download:", key=f"{key}-checkpoint", on_click="ignore",
         )  # fmt: skip
     if snap.status != "damaged":  # a damaged record's settings are stand-ins: no notebook of them
@@ -214,7 +244,7 @@ def final(snap: Snapshot, key: str) -> None:
         return
     found = state.manager().evaluation(snap.id)
     if found is None:
-        st.caption("The test-set predictions are not available (no checkpoint, or its data set is missing here).")
+        st.caption(_("The test-set predictions are not available (no checkpoint, or its data set is missing here)."))
         return
     evaluation, dataset = found
     gallery(evaluation, dataset, key)
@@ -229,16 +259,18 @@ def _tile(container, evaluation: Evaluation, dataset: data.Dataset, index: int) 
 
 
 def _draw_tile(container, image: np.ndarray | None, true: str, top: list[tuple[str, float]]) -> None:
-    """An HWC uint8 image (None: not to be had), zoomed, its true class, the guess (top[0]) and the top probabilities."""
+    """An HWC uint8 image (None: not to be had), zoomed, its true class, the guess (top[0]) and the top probabilities;
+    classes by their data set's names, shown in the page's language."""
     if image is not None:
         container.image(_png(np.ascontiguousarray(image).tobytes(), image.shape), output_format="PNG")
     guess = top[0][0]
-    true_md, guess_md = plain.md(true), plain.md(guess)  # class names may be an image folder's subfolders
+    true_md, guess_md = plain.md(i18n.class_name(true)), plain.md(i18n.class_name(guess))  # may be an image folder's subfolders
     if guess == true:
         container.markdown(f":green[:material/check:] **{true_md}**")
     else:
-        container.markdown(f":red[:material/close: **{guess_md}**]  \ntrue: **{true_md}**")
-    container.caption(" · ".join(f"{plain.md(name)} {p:.0%}" for name, p in top))
+        container.markdown(f":red[:material/close: **{guess_md}**]  \n" + _("true: **{name}**").format(name=true_md))
+    shown = (f"{plain.md(i18n.class_name(name))} {i18n.percent(p, 0, space='')}" for name, p in top)
+    container.caption(" · ".join(shown))
 
 
 @functools.lru_cache(maxsize=256)  # at most about 8 MB of PNGs
@@ -263,40 +295,44 @@ def _grid(evaluation: Evaluation, dataset: data.Dataset, indices: list[int], per
 
 def gallery(evaluation: Evaluation, dataset: data.Dataset, key: str) -> None:
     """A sample of test images with predictions; wrong ones marked."""
-    st.subheader("Sample test images")
+    st.subheader(_("Sample test images"))
     if dataset.synthetic:
-        st.caption("These are synthetic shapes, not photos.")
+        st.caption(_("These are synthetic shapes, not photos."))
     draw = st.session_state.get(f"{key}-draw", 0)
     g = torch.Generator().manual_seed(draw)
     indices = torch.randperm(len(evaluation.labels), generator=g)[:GALLERY_SIZE].tolist()
     wrong = sum(int(evaluation.predictions[i] != evaluation.labels[i]) for i in indices)
-    st.caption(f"{len(indices) - wrong} of {len(indices)} right on this draw; overall {100 * evaluation.accuracy:.1f} %.")
+    drawn = _("{right} of {total} right on this draw; overall {accuracy}.")
+    st.caption(drawn.format(right=len(indices) - wrong, total=len(indices), accuracy=i18n.percent(evaluation.accuracy)))
     _grid(evaluation, dataset, indices)
-    if st.button("Show other images", key=f"{key}-redraw", icon=":material/shuffle:"):
+    if st.button(_("Show other images"), key=f"{key}-redraw", icon=":material/shuffle:"):
         st.session_state[f"{key}-draw"] = draw + 1
         st.rerun()
 
 
 def misclassified(evaluation: Evaluation, dataset: data.Dataset, key: str) -> None:
     """Browse the wrong predictions by (true, predicted) pair, most frequent first."""
-    st.subheader("Misclassified examples")
+    st.subheader(_("Misclassified examples"))
     m = evaluation.confusion
     pairs = sorted(((int(m[t, p]), t, p) for t in range(len(m)) for p in range(len(m)) if t != p and m[t, p]), reverse=True)
     if not pairs:
-        st.success("No test image was misclassified.")
+        st.success(_("No test image was misclassified."))
         return
-    names = [plain.line(c) for c in evaluation.classes]  # option labels are plain text
-    labels = {(t, p): f"true {names[t]} → predicted {names[p]} ({n} images)" for n, t, p in pairs}
-    pair = st.selectbox("Which mistake", list(labels), format_func=labels.get, key=f"{key}-pair")
+    names = [plain.line(i18n.class_name(c)) for c in evaluation.classes]  # option labels are plain text
+    mistake = lambda n: ngettext(
+        "true {true} → predicted {predicted} ({n} image)", "true {true} → predicted {predicted} ({n} images)", n
+    )
+    labels = {(t, p): mistake(n).format(true=names[t], predicted=names[p], n=n) for n, t, p in pairs}
+    pair = st.selectbox(_("Which mistake"), list(labels), format_func=labels.get, key=f"{key}-pair")
     indices = evaluation.misclassified(*pair).tolist()
     pages = max(1, -(-len(indices) // GALLERY_SIZE))
-    page = st.number_input("Page", 1, pages, 1, key=f"{key}-page-{pair}") if pages > 1 else 1
+    page = st.number_input(_("Page"), 1, pages, 1, key=f"{key}-page-{pair}") if pages > 1 else 1
     _grid(evaluation, dataset, indices[(page - 1) * GALLERY_SIZE : page * GALLERY_SIZE])
 
 
 def uploaded_checkpoint(data_dir: str) -> None:
     """Upload a checkpoint, evaluate it on its data set, show the tutorial's lines and the per-class chart."""
-    upload = st.file_uploader("Evaluate a checkpoint file (.pt)", type=["pt", "pth"], key="lab.upload")
+    upload = st.file_uploader(_("Evaluate a checkpoint file (.pt)"), type=["pt", "pth"], key="lab.upload")
     if upload is None:
         return
     raw = upload.getvalue()
@@ -309,9 +345,14 @@ def uploaded_checkpoint(data_dir: str) -> None:
             st.error(plain.md(e))
             return
         st.session_state["lab.upload-result"] = cached
-    _, info, evaluation = cached
+    info, evaluation = cached[1:]
     c = info["config"]
-    st.markdown(f"**{c.model}** trained on **{plain.md(c.data)}** ({c.epochs} epochs, batch {c.batch_size}, lr {c.lr:g}).")
+    trained = ngettext(
+        "**{model}** trained on **{data}** ({epochs} epoch, batch {batch}, lr {lr}).",
+        "**{model}** trained on **{data}** ({epochs} epochs, batch {batch}, lr {lr}).",
+        c.epochs,
+    )
+    st.markdown(trained.format(model=c.model, data=plain.md(c.data), epochs=c.epochs, batch=c.batch_size, lr=i18n.short(c.lr)))
     st.code("\n".join(accuracy_lines(evaluation)), language=None)
     st.plotly_chart(charts.per_class_figure(evaluation.per_class_accuracy), key="lab-upload-per-class", config=charts.CONFIG)
 
@@ -319,12 +360,12 @@ def uploaded_checkpoint(data_dir: str) -> None:
 def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
     model, info = checkpoints.load(raw)  # weights_only: nothing in the file is executed
     c = info["config"]
-    with st.spinner(f"Loading {plain.md(c.data)} and evaluating…"):
+    with st.spinner(_("Loading {data} and evaluating…").format(data=plain.md(c.data))):
         dataset = data.load(c.data, data_dir, roots=state.data_roots())  # the file names the folder: same checks as the lab
         if list(dataset.classes) != list(info["classes"]):
+            refusal = _("this checkpoint knows the classes {theirs}, but {data} here has {ours}: it cannot be evaluated on it")
             raise checkpoints.CheckpointError(
-                f"this checkpoint knows the classes {_few(info['classes'])}, but {c.data} here has "
-                f"{_few(dataset.classes)}: it cannot be evaluated on it"
+                refusal.format(theirs=_few(info["classes"]), data=c.data, ours=_few(dataset.classes))
             )
         evaluation = reevaluate(model, info, dataset)  # as its run evaluated: the numbers the run recorded
     return info, evaluation
@@ -333,4 +374,6 @@ def _evaluate_upload(raw: bytes, data_dir: str) -> tuple[dict, Evaluation]:
 def _few(names, shown: int = 4) -> str:
     """A class list for a message: the first few names and how many there are, never thousands of them."""
     names = list(names)
-    return ", ".join(names[:shown]) + (f", … ({len(names)} in all)" if len(names) > shown else "")
+    if len(names) <= shown:
+        return ", ".join(names)
+    return _("{names}, … ({count} in all)").format(names=", ".join(names[:shown]), count=len(names))

@@ -7,29 +7,32 @@ import time
 import streamlit as st
 
 from classroom.runs import RUN_ID, Snapshot
-from ui import charts, plain
+from ui import charts, i18n, plain
+from ui.i18n import _
 
 
 def rows(snaps: list[Snapshot]) -> list[dict]:
-    """One table row per run."""
+    """One table row per run, its columns named in the page's language."""
     out = []
     for s in snaps:
         last = s.epochs[-1] if s.epochs else None
         out.append(
             {
-                "run": s.id,
-                "status": s.status,
-                "name": plain.line(s.config.name),
-                "model": s.config.model,
-                "data": plain.line(s.data_label or s.config.data),
-                "device": s.device,
-                "epochs": f"{len(s.epochs)} / {s.config.epochs}",
-                "batch": s.config.batch_size,
+                _("run"): s.id,
+                _("status"): i18n.status_name(s.status),
+                _("name"): plain.line(s.config.name),
+                _("model"): s.config.model,
+                _("data"): plain.line(i18n.data_label(s.data_label or s.config.data)),
+                _("device"): s.device,
+                _("epochs"): f"{len(s.epochs)} / {s.planned_epochs}",
+                _("batch"): s.config.batch_size,
                 "lr": s.config.lr,
-                "test accuracy %": _percent(s.test_accuracy if s.test_accuracy is not None else last and last["test_accuracy"]),
-                "train time (s)": round(last["train_seconds"], 1) if last else None,
-                "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)),
-                "progress": s.progress,
+                _("test accuracy %"): _percent(
+                    s.test_accuracy if s.test_accuracy is not None else last and last["test_accuracy"]
+                ),
+                _("train time (s)"): round(last["train_seconds"], 1) if last else None,
+                _("started"): time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created)),
+                PROGRESS: s.progress,
             }
         )
     return out
@@ -39,28 +42,32 @@ def _percent(fraction: float | None) -> float | None:
     return None if fraction is None else round(100 * fraction, 1)
 
 
+PROGRESS = "progress"  # the column's key; its header is translated
+
+
 def table(snaps: list[Snapshot]) -> None:
-    st.dataframe(
-        rows(snaps),
-        hide_index=True,
-        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
-    )
+    bar = st.column_config.ProgressColumn(_("progress"), min_value=0.0, max_value=1.0, format="percent")
+    st.dataframe(rows(snaps), hide_index=True, column_config={PROGRESS: bar})
 
 
 def pick(snaps: list[Snapshot]) -> str | None:
     """The run to open: ?run=ID when it names a known run (else a message), or the selectbox's choice; kept in the URL."""
     ids = [s.id for s in snaps]
-    labels = {s.id: plain.line(f"{charts.run_label(s)} · {s.status}") for s in snaps}  # option labels are plain text
+    labels = {s.id: plain.line(f"{charts.run_label(s)} · {i18n.status_name(s.status)}") for s in snaps}  # plain text
     asked = st.query_params.get("run")
     if asked is not None and asked not in ids:
-        shown = asked[:40] + ("…" if len(asked) > 40 else "")
-        why = "is not a run id" if not RUN_ID.match(asked) else "is not a run on this server"
-        st.warning(f"The link asks for run {plain.md(repr(shown))}, which {why}. Pick one below.")
+        shown = plain.md(repr(asked[:40] + ("…" if len(asked) > 40 else "")))
+        if not RUN_ID.match(asked):
+            st.warning(_("The link asks for run {run}, which is not a run id. Pick one below.").format(run=shown))
+        else:
+            st.warning(_("The link asks for run {run}, which is not a run on this server. Pick one below.").format(run=shown))
         asked = None
     # The link opens its run once; after that the selectbox rules (it used to snap back to the link's run).
     if asked is not None and (asked != st.session_state.get("runs.linked") or st.session_state.get("runs.open") is None):
         st.session_state["runs.open"] = asked
-    chosen = st.selectbox("Open a run", ids, format_func=labels.get, key="runs.open", index=None, placeholder="Choose a run")
+    chosen = st.selectbox(
+        _("Open a run"), ids, format_func=labels.get, key="runs.open", index=None, placeholder=_("Choose a run")
+    )
     st.session_state["runs.linked"] = chosen
     if chosen is not None:
         st.query_params["run"] = chosen
@@ -72,9 +79,12 @@ def pick(snaps: list[Snapshot]) -> str | None:
 def overlay(snaps: list[Snapshot]) -> None:
     """Loss and test accuracy of several runs on the same axes."""
     labels = {s.id: plain.line(charts.run_label(s)) for s in snaps}
-    chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="runs.compare", max_selections=8)
+    chosen = st.multiselect(
+        _("Runs to compare"), list(labels), format_func=labels.get, key="runs.compare", max_selections=8,
+        placeholder=_("Choose options"),  # Streamlit's own words, which it does not translate
+    )  # fmt: skip
     if not chosen:
-        st.caption("Pick two or more runs to overlay their curves.")
+        st.caption(_("Pick two or more runs to overlay their curves."))
         return
     picked = [s for s in snaps if s.id in chosen]
     left, right = st.columns(2)

@@ -15,7 +15,8 @@ import torch
 from classroom import lessons as lesson_files
 from classroom import tutorial
 from classroom.lessons import Code, Prose, Question, Widget
-from ui import lessons, notebooks, state
+from ui import i18n, lessons, notebooks, state
+from ui.i18n import _
 
 POLL_SECONDS = 1.0
 KEEP = 2  # runs a process keeps: the one for its current data, and the one before (a page may still show it)
@@ -38,6 +39,8 @@ class Runs:
         self._runs: dict[tuple[tutorial.Source, str], tutorial.Run] = {}
 
     def get(self, found: tutorial.Source, text: str) -> tutorial.Run:
+        """The run of this lesson text (one per language: the Czech one's code comments differ) on this data, started by
+        the first visit, which names the language its set-up's comments are written in."""
         with self._lock:
             key = (found, text)
             run = self._runs.get(key)
@@ -45,10 +48,16 @@ class Runs:
                 run = None
             if run is None:
                 self._runs.pop(key, None)
-                self._runs[key] = run = tutorial.Run(found, text).start()
+                self._runs[key] = run = tutorial.Run(found, text, language=i18n.language()).start()
                 while len(self._runs) > KEEP:
                     del self._runs[next(iter(self._runs))]  # the oldest; a page still polling it keeps its own reference
             return run
+
+    def wait(self, timeout: float) -> bool:
+        """Whether every run started so far has ended, waiting up to timeout seconds for each (tests only)."""
+        with self._lock:
+            going = list(self._runs.values())
+        return all(run.wait(timeout) for run in going)
 
     def clear(self) -> None:
         """Forget every run (tests only: a run still going finishes unseen)."""
@@ -60,21 +69,21 @@ runs = Runs()
 
 
 def render(widgets: dict[str, Callable[[], None]] | None = None) -> lesson_files.Lesson:
-    """Draw lessons/07_classifier.md with the outputs of this process's run; widgets and questions after the code."""
-    text = (lesson_files.LESSONS_DIR / f"{tutorial.SLUG}.md").read_text(encoding="utf-8")
+    """Draw lessons/07_classifier.md (lessons/cs/... on a Czech page) with the outputs of this process's run of it;
+    widgets and questions after the code."""
+    language = i18n.language()
+    text = lesson_files.path(tutorial.SLUG, language).read_text(encoding="utf-8")
     lesson = lesson_files.parse(text, tutorial.SLUG)
     st.title(lesson.title)
-    st.caption(
-        f"Lesson {int(tutorial.SLUG[:2])} of {len(lesson_files.lesson_files())} · the code on this page runs on this "
-        "server, once for everyone who opens it"
-    )
+    caption = _("Lesson {number} of {total} · the code on this page runs on this server, once for everyone who opens it")
+    st.caption(caption.format(number=int(tutorial.SLUG[:2]), total=len(lesson_files.lesson_files())))
     notebooks.lesson_button(tutorial.SLUG, text)
     found = source()
     run = runs.get(found, text)
     if found.synthetic:
-        st.warning(found.found, icon=":material/info:")
+        st.warning(tutorial.describe(found, language), icon=":material/info:")
     else:
-        st.info(found.found, icon=":material/dataset:")
+        st.info(tutorial.describe(found, language), icon=":material/dataset:")
     if run.done:
         _page(lesson, run)
     else:
@@ -87,10 +96,10 @@ def render(widgets: dict[str, Callable[[], None]] | None = None) -> lesson_files
                 with st.container(border=True):
                     widgets[segment.name]()
             else:
-                st.warning(f"This lesson asks for a widget named {segment.name!r} that the page does not provide.")
+                lessons.missing(segment.name)
         elif isinstance(segment, Question):
             number += 1
-            lessons.question(segment, key=f"{tutorial.SLUG}-q{number}", number=number)
+            lessons.question(segment, key=f"{tutorial.SLUG}-q{number}", number=number, slug=tutorial.SLUG)
     return lesson
 
 
@@ -105,7 +114,7 @@ def _page(lesson: lesson_files.Lesson, run: tutorial.Run) -> None:
     """The run's summary line, then the lesson's prose and code, each block with what it showed (or its progress)."""
     _summary(run)
     if run.setup_error:
-        st.error(f"The data could not be prepared, so nothing ran: {run.setup_error}")
+        st.error(_("The data could not be prepared, so nothing ran: {error}").format(error=run.setup_error))
     outputs = list(run.outputs)  # a copy: the run's thread appends to it
     running, printed = run.current
     number = 0
@@ -122,9 +131,9 @@ def _page(lesson: lesson_files.Lesson, run: tutorial.Run) -> None:
             elif number == running and printed is not None and not run.done:
                 if text := printed.getvalue():
                     st.code(text.rstrip("\n"), language=None)
-                st.caption(":material/hourglass_top: Running now…")
+                st.caption(":material/hourglass_top: " + _("Running now…"))
             elif not run.done:
-                st.caption("Runs when the blocks above have finished.")
+                st.caption(_("Runs when the blocks above have finished."))
         elif isinstance(segment, Code):
             st.code(segment.source, language=segment.language if segment.language != "text" else None)
             if segment.note:
@@ -134,50 +143,60 @@ def _page(lesson: lesson_files.Lesson, run: tutorial.Run) -> None:
 def _summary(run: tutorial.Run) -> None:
     started = time.strftime("%H:%M:%S", time.localtime(run.started))
     if not run.done:
-        st.caption(
-            f":material/directions_run: Running on this server since {started} ({seconds(time.time() - run.started)} so "
-            "far): each block's output appears as it finishes. Everyone who opens this page now sees this same run."
+        going = _(
+            "Running on this server since {started} ({elapsed} so far): each block's output appears as it finishes. "
+            "Everyone who opens this page now sees this same run."
         )
+        st.caption(":material/directions_run: " + going.format(started=started, elapsed=seconds(time.time() - run.started)))
         return
     training = next((o for o, b in zip(run.outputs, run.lesson.code_blocks) if "loss.backward()" in b.source), None)
-    part = f", {seconds(training.seconds)} of it training" if training else ""
-    st.caption(
-        f":material/schedule: This code ran once on this server, at {started}, for everyone who opens this page: "
-        f"{seconds(run.ended - run.started)} in all{part}, measured. The seeds are fixed, so running it again would "
-        "print the same numbers."
-    )
+    if training:
+        ran = _(
+            "This code ran once on this server, at {started}, for everyone who opens this page: {total} in all, {training} "
+            "of it training, measured. The seeds are fixed, so running it again would print the same numbers."
+        )
+    else:
+        ran = _(
+            "This code ran once on this server, at {started}, for everyone who opens this page: {total} in all, measured. "
+            "The seeds are fixed, so running it again would print the same numbers."
+        )
+    total, trained = seconds(run.ended - run.started), seconds(training.seconds) if training else ""
+    st.caption(":material/schedule: " + ran.format(started=started, total=total, training=trained))
 
 
 def _setup(run: tutorial.Run) -> None:
     st.markdown(
-        "**Set by this page** from the data it found on this server: the names the blocks below read. "
-        "In your own Python, set them by hand (the lesson's notebook sets them from what its folder holds)."
+        _(
+            "**Set by this page** from the data it found on this server: the names the blocks below read. "
+            "In your own Python, set them by hand (the lesson's notebook sets them from what its folder holds)."
+        )
     )
     if run.preamble:
         st.code(run.preamble, language="python")
     elif not run.done:
-        st.caption(":material/hourglass_top: Preparing the data…")
+        st.caption(":material/hourglass_top: " + _("Preparing the data…"))
 
 
 def _output(output: lesson_files.Output, source: str) -> None:
     if output.stdout:
         st.code(output.stdout.rstrip("\n"), language=None)
     for png in output.images:
-        st.image(png, alt="The first four images of the mini-batch, in the order of the classes printed above")
+        st.image(png, alt=_("The first four images of the mini-batch, in the order of the classes printed above"))
     if output.error:
-        st.error("This block raised an error:\n\n" + output.error)
+        st.error(_("This block raised an error:\n\n{error}").format(error=output.error))
     if output.seconds >= 0.1:
-        st.caption(f"This block took {seconds(output.seconds)}.")
+        st.caption(_("This block took {time}.").format(time=seconds(output.seconds)))
     if ".to(device)" in source and not torch.cuda.is_available():
-        st.caption(
-            ":material/memory: This server has no CUDA GPU, so `device` is the CPU and this block ran there. On a "
-            "server with one, the same code prints `cuda:0` and runs the test set through the network on the GPU."
+        no_gpu = _(
+            "This server has no CUDA GPU, so `device` is the CPU and this block ran there. On a server with one, the "
+            "same code prints `cuda:0` and runs the test set through the network on the GPU."
         )
+        st.caption(":material/memory: " + no_gpu)
 
 
 def seconds(value: float) -> str:
     """12.3 s, or 1 min 05 s."""
     if value < 60:
-        return f"{value:.1f} s"
+        return f"{i18n.number(value, 1)} s"
     value = int(round(value))
     return f"{value // 60} min {value % 60:02d} s"
