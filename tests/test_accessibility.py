@@ -30,7 +30,7 @@ def test_keyboard_icons_phone_width_and_dark_theme(browser, tmp_path):
         wait_for_app(page, timeout=120_000, heading="Why PyTorch")
 
         # Tab from the top of the page, taking the skip link when it comes: the first answer within 20 stops
-        # (11 of them are the skip-to-content link, the sidebar's pages and the menu). Without it: 45.
+        # (13 of them are the skip-to-content link, the language switch, the sidebar's pages and the menu). Without it: 45.
         stops, kind = 0, ""
         while kind != "radio" and stops < 30:
             stops += 1
@@ -38,6 +38,7 @@ def test_keyboard_icons_phone_width_and_dark_theme(browser, tmp_path):
             tag, kind, text = page.evaluate(FOCUSED)
             if text.startswith("Skip to the check questions"):
                 page.keyboard.press("Enter")
+                page.wait_for_url("**#check-yourself-1", timeout=10_000)  # the browser has followed the link
         assert kind == "radio" and stops <= 20, f"first answer not reached in {stops} tab stops (at {tag} {text!r})"
 
         # Material icons are ligatures: their names are text in the DOM ("lightbulb"), so each must be hidden

@@ -8,6 +8,7 @@ import torch
 
 from classroom import data
 from ui import i18n, lessons, plain, state
+from ui.i18n import _, ngettext
 
 STATUS_POLL_SECONDS = 2.0
 
@@ -50,22 +51,23 @@ _router = threading.local()  # one script thread per session run: the flag is th
 def sidebar() -> None:
     with st.sidebar:
         i18n.switch()
-        st.caption(f"Device: **{device_label()}**")
+        st.caption(_("Device: **{device}**").format(device=device_label()))
         _cluster()
         _checks()
         sets = data.loaded()
         shown = [f"**{plain.md(d.label)}**" for d in sets]
         loading = state.manager().loading() - {d.name for d in sets}
-        shown += [f"{plain.md(source)} (loading…)" for source in sorted(loading)]  # a run is decoding it right now
-        st.caption("Data: " + (", ".join(shown) if shown else "none loaded yet"))
+        # a run is decoding it right now
+        shown += [_("{source} (loading…)").format(source=plain.md(source)) for source in sorted(loading)]
+        st.caption(_("Data: {sets}").format(sets=", ".join(shown)) if shown else _("Data: none loaded yet"))
         run = state.manager().active_run(state.owner())
         if run:
             _run_status()
         elif run_id := st.session_state.get("lab_run"):
             snap = state.manager().get(run_id)
             if snap is not None:
-                st.caption(f"Your last run: **{snap.status}**")
-                link = {"label": "See it in All runs", "icon": ":material/monitoring:", "query_params": {"run": run_id}}
+                st.caption(_("Your last run: **{status}**").format(status=i18n.status_name(snap.status)))
+                link = {"label": _("See it in All runs"), "icon": ":material/monitoring:", "query_params": {"run": run_id}}
                 st.page_link("pages/runs.py", **link)
 
 
@@ -78,15 +80,17 @@ def _cluster() -> None:
         return
     view = executor.cluster()
     if view is None:
-        st.caption("Cluster: connecting to Ray…")
+        st.caption(_("Cluster: connecting to Ray…"))
     elif view.error:
-        st.caption(f":material/cloud_off: Cluster: unavailable, runs are refused ({plain.md(view.error)})")
+        st.caption(_(":material/cloud_off: Cluster: unavailable, runs are refused ({error})").format(error=plain.md(view.error)))
     else:
         going, waiting = manager.going()
-        machines = f"{view.nodes} machine{'s' * (view.nodes != 1)}"
+        machines = ngettext("{n} machine", "{n} machines", view.nodes).format(n=view.nodes)
+        runs = ngettext("{n} run going", "{n} runs going", going).format(n=going)
         st.caption(
-            f":material/lan: Cluster: **{machines}**, {view.cpus:g} CPUs, {view.gpus:g} GPUs · "
-            f"{going} run{'s' * (going != 1)} going, {waiting} waiting"
+            _(":material/lan: Cluster: **{machines}**, {cpus} CPUs, {gpus} GPUs · {runs}, {waiting} waiting").format(
+                machines=machines, cpus=f"{view.cpus:g}", gpus=f"{view.gpus:g}", runs=runs, waiting=waiting
+            )
         )
 
 
@@ -96,9 +100,9 @@ def _checks() -> None:
     for number, (slug, total) in enumerate(lessons.question_counts().items(), 1):
         right, answered = state.answers.score(me, f"{slug}-q")
         if answered:
-            parts.append(f"lesson {number}: {right} of {total}")
+            parts.append(_("lesson {number}: {right} of {total}").format(number=number, right=right, total=total))
     if parts:
-        st.caption(":material/task_alt: Questions right: " + ", ".join(parts))
+        st.caption(_(":material/task_alt: Questions right: {lessons}").format(lessons=", ".join(parts)))
 
 
 @st.fragment(run_every=STATUS_POLL_SECONDS)
@@ -107,9 +111,10 @@ def _run_status() -> None:
     run = state.manager().active_run(state.owner())
     if run is None:
         st.rerun(scope="app")
-    where = f" on {run.device}" if run.device else ""
+    device = run.device or "?"
     if run.status == "queued":
-        st.caption(f"Your run: **queued**{where}, position {run.queue_position}")
+        st.caption(_("Your run: **queued** on {device}, position {position}").format(device=device, position=run.queue_position))
     else:
-        st.caption(f"Your run: **{run.status}**{where} ({100 * run.progress:.0f} %)")
-    st.page_link("pages/lab.py", label="Open it in the lab", icon=":material/science:")
+        status, done = i18n.status_name(run.status), i18n.percent(run.progress, 0)
+        st.caption(_("Your run: **{status}** on {device} ({done})").format(status=status, device=device, done=done))
+    st.page_link("pages/lab.py", label=_("Open it in the lab"), icon=":material/science:")
