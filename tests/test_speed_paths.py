@@ -51,7 +51,11 @@ def test_norm_biases_get_a_boosted_learning_rate_and_frozen_weights_none():
 
 def test_every_step_gives_each_parameter_group_the_schedules_rate_times_its_scale(monkeypatch, shapes):
     made = []  # the optimizer the run builds, seen as the loop left it after each step
-    monkeypatch.setattr(training, "make_optimizer", lambda config, model: made.append(make_optimizer(config, model)) or made[0])
+    def spy(config, model, **options):
+        made.append(make_optimizer(config, model, **options))
+        return made[-1]
+
+    monkeypatch.setattr(training, "make_optimizer", spy)
     config = FAST.replace(epochs=2, max_steps=3, schedule="onecycle", warmup=0.4)
     rates = []  # (step, [(lr, lr_scale) of each group]) as each step left them
 
