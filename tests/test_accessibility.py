@@ -26,7 +26,7 @@ def test_keyboard_icons_phone_width_and_dark_theme(browser, tmp_path):
     env = {"CLASSROOM_RUNS_DIR": str(tmp_path / "runs"), "CLASSROOM_DATA_DIR": str(tmp_path / "data")}
     with serve(env) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url + "/")
+        page.goto(url + "/?lang=en")  # the skip link's English words, whatever language the browser reports
         wait_for_app(page, timeout=120_000, heading="Why PyTorch")
 
         # Tab from the top of the page, taking the skip link when it comes: the first answer within 20 stops
