@@ -28,6 +28,9 @@ def test_keyboard_icons_phone_width_and_dark_theme(browser, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url + "/?lang=en")  # the skip link's English words, whatever language the browser reports
         wait_for_app(page, timeout=120_000, heading="Why PyTorch")
+        # The whole lesson drawn, from the skip link at its top to the questions at its foot, before counting stops
+        page.locator(MAIN).get_by_role("link", name="Skip to the check questions (2)").wait_for(timeout=60_000)
+        page.locator(f'{MAIN} input[type="radio"]').first.wait_for(state="attached", timeout=60_000)
 
         # Tab from the top of the page, taking the skip link when it comes: the first answer within 20 stops
         # (13 of them are the skip-to-content link, the language switch, the sidebar's pages and the menu). Without it: 45.
